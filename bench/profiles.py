@@ -1,0 +1,162 @@
+"""Profiles (YAML) and their expansion into runs: model x task x training levels x seed.
+
+A run is identified by the hash of its resolved config, so the same settings always land in the same
+folder and finished work is never redone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from bench.errors import HyperbenchError, did_you_mean
+from bench.registry import model_cfg
+from bench.tasks import get_task
+
+PROFILE_DIR = Path(__file__).parent / "profiles"
+TRAIN_KEYS = {"steps", "batch", "crop", "lr", "lr_milestones", "lr_gamma", "checkpoint_every"}
+TASK_KEYS = {"train_dataset", "eval_dataset", "train_levels", "bank_levels", "eval_levels", "options"}
+RUN_FORMAT = 1  # bump when a change in training code changes what a run config means
+
+
+@dataclass(frozen=True)
+class Run:
+    """One training job; `config` is everything that decides its weights."""
+
+    config: dict
+
+    @property
+    def run_id(self) -> str:
+        canon = json.dumps(self.config, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canon.encode()).hexdigest()[:12]
+
+    @property
+    def model(self) -> str:
+        return self.config["model"]
+
+    @property
+    def task(self) -> str:
+        return self.config["task"]
+
+    @property
+    def levels(self) -> list[float]:
+        return self.config["levels"]
+
+
+@dataclass
+class Entry:
+    """A model as it appears in the tables for one task, made of one run or a bank of runs."""
+
+    model: str
+    task: str
+    model_kwargs: dict
+    runs: list[Run] = field(default_factory=list)
+
+
+@dataclass
+class Profile:
+    name: str
+    description: str
+    seed: int
+    train: dict
+    models: dict
+    tasks: dict
+    conventions: list[str]
+    source: Path
+
+    def task_cfg(self, task: str) -> dict:
+        return self.tasks[task]
+
+
+def _fail(path, problem, fix):
+    raise HyperbenchError(f"profile {path}: {problem}", fix)
+
+
+def load_profile(name_or_path: str) -> Profile:
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = PROFILE_DIR / f"{name_or_path}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
+        raise HyperbenchError(f"unknown profile {name_or_path!r}", did_you_mean(str(name_or_path), known) + " (or give a path to a YAML file)")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        _fail(path, f"is not valid YAML ({str(exc).splitlines()[0]})", "fix the YAML syntax (indentation, colons, brackets)")
+    if not isinstance(raw, dict):
+        _fail(path, "must be a mapping with keys name, seed, train, models, tasks", "see bench/profiles/smoke.yaml for the layout")
+    for key in ("name", "seed", "train", "models", "tasks"):
+        if key not in raw:
+            _fail(path, f"lacks the key {key!r}", "see bench/profiles/smoke.yaml for the layout")
+    unknown = set(raw["train"]) - TRAIN_KEYS
+    if unknown:
+        _fail(path, f"unknown train keys {sorted(unknown)}", f"allowed: {sorted(TRAIN_KEYS)}")
+    for model in raw["models"]:
+        model_cfg(model)  # unknown model -> did-you-mean error
+    for task_name, tcfg in raw["tasks"].items():
+        task = get_task(task_name)
+        unknown = set(tcfg) - TASK_KEYS
+        if unknown:
+            _fail(path, f"unknown keys {sorted(unknown)} in task {task_name}", f"allowed: {sorted(TASK_KEYS)}")
+        for key in ("train_levels", "bank_levels", "eval_levels"):
+            tcfg[key] = [task.check_level(v) for v in tcfg.get(key, [])]
+        tcfg["options"] = task.options(tcfg.get("options"))
+    return Profile(
+        name=str(raw["name"]), description=str(raw.get("description", "")), seed=int(raw["seed"]),
+        train=dict(raw["train"]), models=dict(raw["models"]), tasks=dict(raw["tasks"]),
+        conventions=list(raw.get("conventions", [])), source=path,
+    )
+
+
+def model_kwargs(profile: Profile, model: str, task: str) -> dict:
+    kwargs = dict(profile.models[model] or {})
+    kwargs["in_channels"] = get_task(task).in_channels
+    return kwargs
+
+
+def expand(profile: Profile, tasks=None, models=None) -> list[Entry]:
+    """All table entries (and their runs) of a profile, optionally restricted to tasks/models."""
+    tasks = list(profile.tasks) if not tasks else tasks
+    models = list(profile.models) if not models else models
+    for t in tasks:
+        if t not in profile.tasks:
+            raise HyperbenchError(f"task {t!r} is not in profile {profile.name}", did_you_mean(t, profile.tasks))
+    for m in models:
+        if m not in profile.models:
+            raise HyperbenchError(f"model {m!r} is not in profile {profile.name}", did_you_mean(m, profile.models))
+    entries = []
+    for task in tasks:
+        tcfg = profile.tasks[task]
+        for model in models:
+            cfg = model_cfg(model)
+            if task not in cfg.tasks:
+                continue
+            kwargs = model_kwargs(profile, model, task)
+            entry = Entry(model, task, kwargs)
+            if cfg.protocol == "bank":
+                for level in tcfg["bank_levels"]:
+                    entry.runs.append(_run(profile, model, {**kwargs, "levels": [level]}, task, [level], "joint"))
+            else:
+                entry.runs.append(_run(profile, model, kwargs, task, tcfg["train_levels"], cfg.protocol))
+            entries.append(entry)
+    return entries
+
+
+def _run(profile: Profile, model: str, kwargs: dict, task: str, levels, protocol: str) -> Run:
+    tcfg = profile.tasks[task]
+    return Run({
+        "format": RUN_FORMAT,
+        "model": model,
+        "model_kwargs": kwargs,
+        "task": task,
+        "levels": [float(v) for v in levels],
+        "protocol": protocol,
+        "train": profile.train,
+        "train_dataset": tcfg["train_dataset"],
+        "options": tcfg["options"],
+        "seed": profile.seed,
+    })

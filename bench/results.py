@@ -1,0 +1,71 @@
+"""The results store: tidy CSV rows, written atomically under a file lock so concurrent writers
+never lose or duplicate rows. Every row carries its metric spec, seed and library versions."""
+
+from __future__ import annotations
+
+import fcntl
+import io
+import platform
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import PIL
+import torch
+
+import bench
+from bench.checkpoint import atomic_write_text
+
+COLUMNS = [
+    "run_id", "profile", "model", "task", "dataset", "level", "input_level", "metric", "value",
+    "metric_spec", "seed", "n_images", "data_source", "versions", "torch_threads", "deterministic",
+]
+KEY = ["profile", "model", "task", "dataset", "level", "metric", "metric_spec", "seed"]
+
+
+def versions() -> str:
+    return (
+        f"hyperbench {bench.__version__}; python {platform.python_version()}; torch {torch.__version__}; "
+        f"numpy {np.__version__}; pillow {PIL.__version__}"
+    )
+
+
+def environment() -> dict:
+    return {
+        "versions": versions(),
+        "torch_threads": torch.get_num_threads(),
+        "deterministic": torch.are_deterministic_algorithms_enabled(),
+    }
+
+
+@contextmanager
+def locked(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def read_results(path) -> pd.DataFrame:
+    path = Path(path)
+    if not path.exists():
+        return pd.DataFrame(columns=COLUMNS)
+    return pd.read_csv(path, dtype={"run_id": str, "metric_spec": str})
+
+
+def write_rows(path, rows: list[dict]) -> pd.DataFrame:
+    """Merge rows into the CSV at `path` (same key: replaced), atomically and under a lock."""
+    path = Path(path)
+    new = pd.DataFrame(rows, columns=COLUMNS)
+    with locked(path):
+        old = read_results(path)
+        merged = pd.concat([old, new], ignore_index=True) if len(old) else new
+        merged = merged.drop_duplicates(subset=KEY, keep="last").sort_values(KEY, kind="stable")
+        buf = io.StringIO()
+        merged.to_csv(buf, index=False)
+        atomic_write_text(path, buf.getvalue())
+    return merged
