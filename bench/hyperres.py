@@ -76,6 +76,16 @@ class HyperRes(nn.Module):
                 body[idx] = self.body(skip[idx], float(v))
         return self.tail(body, skip)
 
+    # The adaptive-model control interface shared by every modulator (AdaFM lambda, CFSNet alpha, ...):
+    # HyperRes is controlled by the input level itself.
+    control_name = "input level"
+
+    def control_for(self, level: float) -> float:
+        return float(level)
+
+    def forward_control(self, x, control):
+        return self(x, control)
+
     @torch.no_grad()
     def main_network_params(self) -> int:
         """Parameters of the plain network generated for one level (the per-level equivalent)."""
