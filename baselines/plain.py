@@ -74,7 +74,7 @@ _PLAIN_COUNTS = [
 ]
 
 
-@register_model(family="plain", tasks=("denoise", "dejpeg", "sr"), adaptive=False, protocol="single",
+@register_model(family="plain", tasks=("denoise", "dejpeg", "sr"), adaptive=False, protocol="joint",
                 official_counts=_PLAIN_COUNTS, test_kwargs={"blocks": 2, "width": 8}, **_ORIGIN)
 def plain(blocks: int = 16, width: int = 64, in_channels: int = 3):
     return PlainResNet(blocks=blocks, width=width, in_channels=in_channels)

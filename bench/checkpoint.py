@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from bench.errors import HyperbenchError
@@ -55,7 +56,7 @@ def load_tensors(path: Path) -> tuple[dict, dict]:
         with safe_open(str(path), framework="pt") as f:
             meta = {k: json.loads(v) for k, v in (f.metadata() or {}).items()}
         return load_file(str(path)), meta
-    except (OSError, ValueError, RuntimeError) as exc:
+    except (OSError, ValueError, RuntimeError, SafetensorError) as exc:  # SafetensorError: truncated or not safetensors
         raise HyperbenchError(f"cannot read checkpoint {path}: {exc}", "the file is damaged; delete the run folder to retrain") from None
 
 

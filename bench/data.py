@@ -1,21 +1,22 @@
-"""Named datasets read from a data root and verified against sha256 manifests, the smoke-profile
-fallback on scikit-image's bundled sample images, and the training patch sampler."""
+"""Named datasets read from a data root and verified against sha256 manifests (the registry is
+bench/datasets.py), the smoke-profile fallback on scikit-image's bundled sample images, and the
+training patch sampler."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+from PIL import Image as PILImage
 
+from bench import datasets
+from bench.datasets import MANIFEST_PATH, compare_files, manifest, sha256_file  # noqa: F401  (public names of this module)
 from bench.errors import HyperbenchError, did_you_mean
 from bench.images import list_images, read_image, rgb_to_luma
 
-MANIFEST_PATH = Path(__file__).parent / "data_manifests" / "sha256.json"
 SKIMAGE_EVAL = ("astronaut", "chelsea", "coffee")
 SKIMAGE_TRAIN = ("rocket", "immunohistochemistry", "hubble_deep_field", "colorwheel")
 
@@ -26,13 +27,28 @@ class Image:
     pixels: np.ndarray  # uint8, HxWx3 (rgb) or HxW (luma)
 
 
-@lru_cache(maxsize=1)
-def manifest() -> dict:
-    return json.loads(MANIFEST_PATH.read_text())
+class ImageFile:
+    """An image of a large set (DIV2K): its pixels are read from disk each time they are used."""
+
+    def __init__(self, name: str, path: Path, colour: str):
+        self.name, self.path, self.colour = name, Path(path), colour
+
+    @property
+    def pixels(self) -> np.ndarray:
+        return _to_colour(read_image(self.path), self.colour)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        with PILImage.open(self.path) as im:
+            return im.height, im.width
+
+
+def _height_width(image) -> tuple[int, int]:
+    return image.size if isinstance(image, ImageFile) else image.pixels.shape[:2]
 
 
 def known_datasets() -> list[str]:
-    return sorted(manifest()) + ["skimage-train", "skimage-eval"]
+    return sorted(set(manifest()) | set(datasets.DATASETS)) + ["skimage-train", "skimage-eval"]
 
 
 def resolve_data_root(data_root=None) -> Path | None:
@@ -46,23 +62,14 @@ def resolve_data_root(data_root=None) -> Path | None:
     return root
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def verify_folder(name: str, folder: Path) -> dict:
-    """Compare a dataset folder with its manifest: lists of missing, extra and corrupted files."""
-    expected = manifest()[name]["files"]
-    present = {p.name: p for p in list_images(folder)}
-    return {
-        "missing": sorted(set(expected) - set(present)),
-        "extra": sorted(set(present) - set(expected)),
-        "corrupted": sorted(n for n in set(expected) & set(present) if sha256_file(present[n]) != expected[n]),
-    }
+    """Compare a dataset folder with its manifest (or the checksums recorded at prepare): lists of
+    missing, extra and corrupted files."""
+    entry = manifest().get(name)
+    if entry is not None:
+        return compare_files(Path(folder), entry["files"], entry.get("converted"))
+    found = datasets.check_folder(datasets.get_dataset(name), Path(folder))
+    return {k: found[k] for k in ("missing", "extra", "corrupted")}
 
 
 def _to_colour(img: np.ndarray, colour: str) -> np.ndarray:
@@ -81,6 +88,14 @@ def _skimage_images(names, colour: str) -> list[Image]:
 
 @lru_cache(maxsize=16)
 def _load_cached(name: str, root: str, colour: str, verify: bool) -> tuple[Image, ...]:
+    spec = datasets.DATASETS.get(name)
+    if spec is not None and spec.derived_from:  # sub-images: check the source, cut once, read lazily
+        from bench.subimages import ensure_subimages
+
+        if verify:
+            _load_cached(spec.derived_from, root, colour, True)
+        folder = ensure_subimages(Path(root), spec.derived_from)
+        return tuple(ImageFile(p.stem, p, colour) for p in list_images(folder))
     folder = Path(root) / name
     if not folder.is_dir():
         raise HyperbenchError(f"dataset folder {folder} is missing", f"put {name} under the data root, or run `hyperbench data prepare {name}`")
@@ -96,8 +111,10 @@ def _load_cached(name: str, root: str, colour: str, verify: bool) -> tuple[Image
                 f"{len(report['corrupted'])} corrupted ({bad})",
                 f"re-copy {name} from its source (`hyperbench data prepare {name}`) or pass --no-verify to use it anyway",
             )
-        expected = set(manifest()[name]["files"])
-        files = [p for p in files if p.name in expected]
+        extra = set(report["extra"])
+        files = [p for p in files if p.name not in extra]
+    if spec is not None and spec.lazy:
+        return tuple(ImageFile(p.stem, p, colour) for p in files)
     return tuple(Image(p.stem, _to_colour(read_image(p), colour)) for p in files)
 
 
@@ -107,7 +124,7 @@ def load_dataset(name: str, data_root=None, colour: str = "rgb", verify: bool = 
         return _skimage_images(SKIMAGE_TRAIN, colour)
     if name == "skimage-eval":
         return _skimage_images(SKIMAGE_EVAL, colour)
-    if name not in manifest():
+    if name not in manifest() and name not in datasets.DATASETS:
         raise HyperbenchError(f"unknown dataset {name!r}", did_you_mean(name, known_datasets()))
     root = resolve_data_root(data_root)
     if root is None:
@@ -119,7 +136,7 @@ class PatchSampler:
     """Random crops with random flips and transposes (the 8 dihedral transforms), as the official loaders."""
 
     def __init__(self, images: list[Image], crop: int):
-        self.images = [im.pixels for im in images if min(im.pixels.shape[:2]) >= crop]
+        self.images = [im for im in images if min(_height_width(im)) >= crop]
         if not self.images:
             raise HyperbenchError(f"no training image is at least {crop}x{crop}", "lower the crop size in the profile")
         self.crop = crop
@@ -127,7 +144,7 @@ class PatchSampler:
     def sample(self, batch: int, rng: np.random.Generator) -> list[np.ndarray]:
         patches = []
         for _ in range(batch):
-            img = self.images[rng.integers(len(self.images))]
+            img = self.images[rng.integers(len(self.images))].pixels
             top = rng.integers(img.shape[0] - self.crop + 1)
             left = rng.integers(img.shape[1] - self.crop + 1)
             patch = img[top : top + self.crop, left : left + self.crop]

@@ -3,11 +3,14 @@ degraded inputs (noise seeded from image name, level and seed) shared by all ent
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import torch
 
 from bench.degradations import seeded_rng
 from bench.images import modcrop, to_tensor, to_uint8
+from bench.input_cache import InputCache
 from bench.metrics import psnr, ssim
 from bench.profiles import Entry
 from bench.progress import progress_bar
@@ -23,7 +26,7 @@ def assemble(entry: Entry, runs_dir) -> torch.nn.Module:
         return RunDir(runs_dir, entry.runs[0]).load_model()
     levels = [run.levels[0] for run in entry.runs]
     kwargs = {k: v for k, v in entry.model_kwargs.items() if k != "levels"}
-    bank = create_model(entry.model, levels=levels, **kwargs)
+    bank = create_model(entry.arch, levels=levels, **kwargs)
     for run in entry.runs:
         member = RunDir(runs_dir, run).load_model()
         for key, sub in member.members.items():
@@ -36,25 +39,55 @@ def input_level(model, level: float) -> float:
     return float(model.nearest_level(level)) if hasattr(model, "nearest_level") else float(level)
 
 
+def degraded_input(task, clean, image_name: str, level: float, seed: int, options: dict) -> np.ndarray:
+    return task.degrade(clean, level, seeded_rng(image_name, f"{level:g}", seed), options)
+
+
+LEVEL_BATCH_ELEMENTS = 1 << 22  # input values per batched call when the levels of one image run together
+
+
+def restore_levels(model, xs: list[torch.Tensor], levels: list[float], device=None) -> list[np.ndarray]:
+    """uint8 outputs of one model for the degraded inputs of one image at several levels. A model that batches
+    levels on this device (HyperRes on CUDA, see HyperRes.level_batching) gets them in one call per chunk."""
+    device = torch.device(device or "cpu")
+    if not (hasattr(model, "batches_levels") and model.batches_levels(xs[0].to(device))):
+        return [to_uint8(model(x.to(device), lv).cpu()) for x, lv in zip(xs, levels)]
+    per_call = max(1, LEVEL_BATCH_ELEMENTS // xs[0].numel())
+    outputs = []
+    for start in range(0, len(xs), per_call):
+        batch = torch.cat(xs[start : start + per_call]).to(device)
+        outputs += [to_uint8(out) for out in model(batch, levels[start : start + per_call]).cpu().split(1)]
+    return outputs
+
+
 @torch.no_grad()
-def evaluate(task, models: dict, images, levels, seed: int, options: dict, label: str = "") -> list[dict]:
-    """Per-image rows: model, image, level, input_level, psnr, ssim (degraded input included)."""
+def evaluate(task, models: dict, images, levels, seed: int, options: dict, label: str = "",
+             input_cache=None, dataset: str | None = None, device=None) -> list[dict]:
+    """Per-image rows: model, image, level, input_level, psnr, ssim, input_sha256 (degraded input
+    included). With `input_cache` (a folder) the degraded inputs are stored once and read back later.
+    Models run on `device` (default CPU); the metrics are computed on the CPU."""
     spec = task.metric
+    inputs = InputCache(input_cache, dataset or label, task, images, seed, options)
+    if device is not None:
+        for model in models.values():
+            model.to(device)
     rows = []
     with progress_bar(f"eval {task.name} {label}", total=len(images) * len(levels), show_loss=False) as bar:
         for i, image in enumerate(images):
             clean = modcrop(image.pixels, 2)
+            degraded = [inputs.get(image.name, level, partial(degraded_input, task, clean, image.name, level, seed, options)) for level in levels]
+            xs = [to_tensor(d) for d, _ in degraded]
+            given = {name: [input_level(model, level) for level in levels] for name, model in models.items()}
+            restored = {name: restore_levels(model, xs, given[name], device) for name, model in models.items()}
             for j, level in enumerate(levels):
-                degraded = task.degrade(clean, level, seeded_rng(image.name, f"{level:g}", seed), options)
-                x = to_tensor(degraded)
-                outputs = {INPUT: (to_uint8(x), np.nan)}
-                for name, model in models.items():
-                    lv = input_level(model, level)
-                    outputs[name] = (to_uint8(model(x, lv)), lv)
+                digest = degraded[j][1]
+                outputs = {INPUT: (to_uint8(xs[j]), np.nan)}
+                for name in models:
+                    outputs[name] = (restored[name][j], given[name][j])
                 for name, (out, lv) in outputs.items():
                     rows.append({
                         "model": name, "image": image.name, "level": float(level), "input_level": lv,
-                        "psnr": psnr(out, clean, spec), "ssim": ssim(out, clean, spec),
+                        "psnr": psnr(out, clean, spec), "ssim": ssim(out, clean, spec), "input_sha256": digest,
                     })
                 bar.update(i * len(levels) + j + 1)
     return rows

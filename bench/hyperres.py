@@ -34,6 +34,26 @@ class HyperConv(nn.Module):
         w, b = self.weights(z)
         return F.conv2d(x, w, b, padding=self.k // 2)
 
+    def stacked_weights(self, z: torch.Tensor):
+        """Weights and biases of the K levels in `z`, stacked along the output channels."""
+        flat = z[:, None] * self.generator.weight[:, 0] + self.generator.bias  # K x n_generated
+        n = self.cout * self.cin * self.k * self.k
+        return flat[:, :n].reshape(-1, self.cin, self.k, self.k), flat[:, n:].reshape(-1)
+
+    def forward_grouped(self, x, z: torch.Tensor):
+        """The K levels' convs as one grouped conv: x is N x (K*cin) x H x W, channel group k belongs to level z[k]."""
+        w, b = self.stacked_weights(z)
+        return F.conv2d(x, w, b, padding=self.k // 2, groups=z.numel())
+
+    def affine_parts(self, x):
+        """conv(x, W0 + z*W1) + b0 + z*b1 = [conv(x, W0) + b0] + z * [conv(x, W1) + b1]: the two brackets, for one
+        input and any number of levels (2 convs instead of one per level)."""
+        n = self.cout * self.cin * self.k * self.k
+        slope, offset = self.generator.weight[:, 0], self.generator.bias
+        shape = (self.cout, self.cin, self.k, self.k)
+        return (F.conv2d(x, offset[:n].view(shape), offset[n:], padding=self.k // 2),
+                F.conv2d(x, slope[:n].view(shape), slope[n:], padding=self.k // 2))
+
 
 class HyperResBlock(nn.Module):
     def __init__(self, width: int):
@@ -43,6 +63,28 @@ class HyperResBlock(nn.Module):
 
     def forward(self, x, z: float):
         return x + self.conv2(torch.relu(self.conv1(x, z)), z)
+
+    def forward_grouped(self, x, z: torch.Tensor):
+        return x + self.conv2.forward_grouped(torch.relu(self.conv1.forward_grouped(x, z)), z)
+
+
+def _memory_format(x: torch.Tensor):
+    """Keep a channels_last input channels_last through the reshapes of the grouped path."""
+    return torch.channels_last if x.shape[1] > 1 and x.stride(1) == 1 else torch.contiguous_format
+
+
+def to_level_groups(feat: torch.Tensor, k: int) -> torch.Tensor:
+    """(K*B) x C x H x W, level-major -> B x (K*C) x H x W: level k's features become channel group k."""
+    kb, c, h, w = feat.shape
+    grouped = feat.reshape(k, kb // k, c, h, w).transpose(0, 1).reshape(kb // k, k * c, h, w)
+    return grouped.contiguous(memory_format=_memory_format(feat))
+
+
+def from_level_groups(grouped: torch.Tensor, k: int) -> torch.Tensor:
+    """Inverse of to_level_groups."""
+    b, kc, h, w = grouped.shape
+    feat = grouped.reshape(b, k, kc // k, h, w).transpose(0, 1).reshape(k * b, kc // k, h, w)
+    return feat.contiguous(memory_format=_memory_format(grouped))
 
 
 class HyperRes(nn.Module):
@@ -57,24 +99,80 @@ class HyperRes(nn.Module):
         self.tail = Tail(width, in_channels)
         kaiming_scaled_init(self)
 
+    # Several levels in one batch with the same number of samples each (the joint-training batch, an
+    # evaluation of many levels) can run the K generated main networks as one grouped computation.
+    # None: batched on CUDA (one kernel instead of K small ones), per-level loop on CPU, where each
+    # level's convs already run at the machine's conv throughput and the grouped conv is slower
+    # (`hyperbench perf`). True / False force one path; the tests compare both.
+    level_batching: bool | None = None
+
+    def batches_levels(self, x: torch.Tensor) -> bool:
+        return x.is_cuda if self.level_batching is None else self.level_batching
+
     def body(self, feat, z: float):
         for block in self.blocks:
             feat = block(feat, z)
         return feat
 
+    def body_per_level(self, feat, z: torch.Tensor, values: torch.Tensor):
+        body = torch.empty_like(feat)
+        for v in values:
+            idx = (z == v).nonzero(as_tuple=True)[0]
+            body[idx] = self.body(feat[idx], float(v))
+        return body
+
+    def body_batched(self, feat, z: torch.Tensor, values: torch.Tensor):
+        order = torch.argsort(z, stable=True)  # level-major; the identity for a joint-training batch
+        in_order = bool((order == torch.arange(len(order), device=order.device)).all())
+        grouped = to_level_groups(feat if in_order else feat[order], len(values))
+        for block in self.blocks:
+            grouped = block.forward_grouped(grouped, values)
+        body = from_level_groups(grouped, len(values))
+        return body if in_order else body[torch.argsort(order)]
+
     def forward(self, x, level):
         check_input(x, self.in_channels, "HyperRes")
         skip = self.head(x)  # shared head: level-independent, run once on the whole batch
         z = as_level_tensor(level, x.shape[0], x.device) / self.norm_factor
-        values = torch.unique(z)
+        values, counts = torch.unique(z, return_counts=True)
         if values.numel() == 1:
             body = self.body(skip, float(values[0]))
-        else:  # one generated main network per distinct level (the joint-training batch)
-            body = torch.empty_like(skip)
-            for v in values:
-                idx = (z == v).nonzero(as_tuple=True)[0]
-                body[idx] = self.body(skip[idx], float(v))
+        elif self.batches_levels(x) and bool((counts == counts[0]).all()):
+            body = self.body_batched(skip, z, values)
+        else:  # one generated main network per distinct level
+            body = self.body_per_level(skip, z, values)
         return self.tail(body, skip)
+
+    def sweep(self, x, levels, levels_per_chunk: int | None = None, max_elements: int = 1 << 25):
+        """Outputs for many levels of the same input x (N x C x H x W): a K x N x C x H x W tensor.
+
+        Work shared by the levels: the head runs once, and the first generated conv costs 2 convs for all
+        levels (HyperConv.affine_parts). The rest runs per chunk of levels as one grouped computation; by
+        default one level per chunk on CPU (cache-friendly, see `level_batching`) and, on CUDA, as many as
+        keep the grouped features under `max_elements` values.
+        """
+        check_input(x, self.in_channels, "HyperRes")
+        z_all = as_level_tensor(levels, len(levels), x.device) / self.norm_factor
+        skip = self.head(x)
+        n, c, h, w = skip.shape
+        fmt = _memory_format(skip)
+        first, rest = self.blocks[0], self.blocks[1:]
+        base, slope = first.conv1.affine_parts(skip)
+        if levels_per_chunk is None:
+            levels_per_chunk = max(1, max_elements // skip.numel()) if self.batches_levels(x) else 1
+        outputs = []
+        for z in z_all.split(levels_per_chunk):
+            k = z.numel()
+            hidden = torch.relu(base.unsqueeze(1) + z.view(1, k, 1, 1, 1) * slope.unsqueeze(1))  # N x K x C x h x w
+            hidden = hidden.reshape(n, k * c, h, w).contiguous(memory_format=fmt)
+            residual = skip if k == 1 else skip.repeat(1, k, 1, 1).contiguous(memory_format=fmt)  # no copies for one level
+            grouped = residual + first.conv2.forward_grouped(hidden, z)
+            for block in rest:
+                grouped = block.forward_grouped(grouped, z)
+            body = from_level_groups(grouped, k)
+            out = self.tail(body, skip if n == 1 else skip.repeat(k, 1, 1, 1).contiguous(memory_format=fmt))  # one image broadcasts
+            outputs.append(out.reshape(k, n, *out.shape[1:]))
+        return torch.cat(outputs)
 
     # The adaptive-model control interface shared by every modulator (AdaFM lambda, CFSNet alpha, ...):
     # HyperRes is controlled by the input level itself.

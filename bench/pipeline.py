@@ -9,19 +9,22 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
 from bench import evaluate as ev
 from bench.checkpoint import atomic_write_text
-from bench.data import SKIMAGE_EVAL, SKIMAGE_TRAIN, load_dataset, resolve_data_root
+from bench.data import SKIMAGE_EVAL, SKIMAGE_TRAIN, Image, load_dataset, resolve_data_root
+from bench.errors import HyperbenchError
+from bench.input_cache import set_sha256
 from bench.profiles import Entry, Profile, expand
 from bench.results import environment, write_rows
 from bench.runs import RunDir
-from bench.tasks import get_task
-from bench.train import train_run
+from bench.tasks import Task, get_task
+from bench.train import check_train_settings, train_run
 
-EVAL_FORMAT = 1
+EVAL_FORMAT = 2  # 2: per-image rows carry input_sha256
 
 
 @dataclass
@@ -39,6 +42,14 @@ class Paths:
     def tables_dir(self, profile: str) -> Path:
         return self.tables / profile
 
+    def grid_dir(self) -> Path:
+        """Grid job logs (submitit) and the job recorded for each run id."""
+        return self.results / "grid"
+
+    def inputs_dir(self, profile: str) -> Path:
+        """Degraded evaluation inputs (keyed by dataset, task, options and seed); git-ignored with per_image/."""
+        return self.eval_dir(profile) / "inputs"
+
 
 def deterministic() -> None:
     """Same config and seed on CPU -> identical numbers (thread count is recorded with results)."""
@@ -53,14 +64,60 @@ def data_source(dataset: str) -> str:
     return f"{dataset} (sha256-verified)"
 
 
-def train_all(entries: list[Entry], paths: Paths, data_root=None, log=print) -> None:
+def check_eval_images(task: Task, images: list[Image], dataset: str) -> None:
+    """Images the networks or metrics cannot take fail here with their name, before torch sees them."""
+    spec = task.metric
+    smallest = max(4, spec.ssim_window + 2 * spec.crop_border)  # stride-2 head; SSIM needs one full window
+    for image in images:
+        shape = image.pixels.shape
+        want_rgb = task.channels == "rgb"
+        if (len(shape) == 3 and shape[2] == 3) != want_rgb or len(shape) not in (2, 3):
+            raise HyperbenchError(
+                f"image {image.name} of {dataset} has shape {shape}, but {task.name} networks take "
+                + ("RGB (H x W x 3)" if want_rgb else "single-channel luma (H x W)") + " images",
+                "load the dataset with bench.data.load_dataset(name, colour=task.channels), which converts gray <-> RGB",
+            )
+        h, w = shape[0] - shape[0] % 2, shape[1] - shape[1] % 2  # evaluation modcrops to 2
+        if min(h, w) < smallest:
+            raise HyperbenchError(
+                f"image {image.name} of {dataset} is {shape[0]}x{shape[1]}; evaluating {task.name} needs at least "
+                f"{smallest}x{smallest} pixels (SSIM window {spec.ssim_window}, crop border {spec.crop_border})",
+                f"remove the image from {dataset} or evaluate on another dataset",
+            )
+
+
+def check_degradation_options(task: Task, options: dict, level: float) -> None:
+    """Option values (not just keys) are checked by one degradation of a small probe image before any work starts."""
+    probe = np.full((16, 16, 3) if task.channels == "rgb" else (16, 16), 128, np.uint8)
+    try:
+        task.degrade(probe, level, np.random.default_rng(0), options)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise HyperbenchError(f"{task.name} degradation options {options} are not valid: {exc}", f"fix options of task {task.name} in the profile") from None
+
+
+def train_all(entries: list[Entry], paths: Paths, data_root=None, log=print, grid=None) -> list:
+    """Train every unfinished run here, or submit them as jobs (`grid`: bench.grid.GridOptions). Returns the runs left unfinished."""
     resolve_data_root(data_root)  # a wrong --data-root fails before anything is written
+    for entry in entries:
+        if not entry.runs or not all(run.levels for run in entry.runs):
+            raise HyperbenchError(
+                f"task {entry.task} of the profile gives {entry.model} no levels to train at",
+                "list train_levels (jointly trained models) and bank_levels (per-level networks) under the task in the profile",
+            )
     runs = [run for entry in entries for run in entry.runs]
+    for run in runs:  # bad settings fail before any run folder is written
+        check_train_settings(run.config["train"], f"profile settings of {run.model} ({run.task})")
+        check_degradation_options(get_task(run.task), run.config["options"], run.levels[0])
     todo = [run for run in runs if not RunDir(paths.runs, run).is_done]
     log(f"{len(runs)} runs, {len(runs) - len(todo)} already finished, {len(todo)} to train")
+    if grid is not None and grid.executor != "none":
+        from bench.grid import train_on_grid
+
+        return train_on_grid(todo, paths.runs, paths.grid_dir(), grid, data_root, log)
     for i, run in enumerate(todo, 1):
         log(f"[{i}/{len(todo)}] train {run.model} {run.task} levels {run.levels} -> {paths.runs / run.run_id}")
         train_run(RunDir(paths.runs, run), data_root)
+    return []
 
 
 def _eval_key(profile: Profile, task: str, entries: list[Entry]) -> str:
@@ -79,11 +136,16 @@ def evaluate_task(profile: Profile, task_name: str, entries: list[Entry], paths:
     cache = paths.eval_dir(profile.name) / f"{task_name}-{_eval_key(profile, task_name, entries)}.csv"
     if cache.exists():
         log(f"evaluation of {task_name} already done: {cache}")
-        return pd.read_csv(cache)
+        return pd.read_csv(cache, dtype={"image": str})  # names such as "01" or "101085" stay strings
+    if not tcfg["eval_levels"]:
+        raise HyperbenchError(f"task {task_name} of profile {profile.name} has no eval_levels", "list eval_levels under the task in the profile")
+    check_degradation_options(task, tcfg["options"], tcfg["eval_levels"][0])
     images = load_dataset(tcfg["eval_dataset"], data_root, colour=task.channels)
+    check_eval_images(task, images, tcfg["eval_dataset"])
     models = {e.model: ev.assemble(e, paths.runs) for e in entries}
     t0 = time.time()
-    rows = ev.evaluate(task, models, images, tcfg["eval_levels"], profile.seed, tcfg["options"], label=tcfg["eval_dataset"])
+    rows = ev.evaluate(task, models, images, tcfg["eval_levels"], profile.seed, tcfg["options"], label=tcfg["eval_dataset"],
+                       input_cache=paths.inputs_dir(profile.name), dataset=tcfg["eval_dataset"])
     frame = pd.DataFrame(rows)
     buf = io.StringIO()
     frame.to_csv(buf, index=False)  # full precision: cached rows must equal fresh ones
@@ -97,6 +159,10 @@ def tidy_rows(profile: Profile, task_name: str, entries: list[Entry], per_image:
     run_ids = {e.model: "+".join(r.run_id for r in e.runs) for e in entries}
     env = environment()
     rows = []
+    inputs = {  # one checksum of the input set per level: which inputs every number of that level was computed on
+        level: set_sha256(dict(zip(group["image"], group["input_sha256"])))
+        for level, group in per_image[per_image.model == ev.INPUT].groupby("level")
+    }
     grouped = per_image.groupby(["model", "level"], sort=True)
     for (model, level), group in grouped:
         for metric in ("psnr", "ssim"):
@@ -105,21 +171,34 @@ def tidy_rows(profile: Profile, task_name: str, entries: list[Entry], per_image:
                 "dataset": tcfg["eval_dataset"], "level": level, "input_level": group["input_level"].iloc[0],
                 "metric": metric, "value": group[metric].mean(), "metric_spec": task.metric.key(),
                 "seed": profile.seed, "n_images": len(group), "data_source": data_source(tcfg["eval_dataset"]), **env,
+                "inputs_sha256": inputs.get(level, ""),
             })
     return rows
 
 
-def reproduce(profile: Profile, paths: Paths, tasks=None, models=None, data_root=None, log=print) -> dict:
-    """Train what is missing, evaluate, store tidy results and write the tables. Returns output paths."""
+def reproduce(profile: Profile, paths: Paths, tasks=None, models=None, data_root=None, log=print, grid=None) -> dict:
+    """Train what is missing (here, or as grid jobs), evaluate, store tidy results and write the tables. Returns output
+    paths and the runs still unfinished: entries with an unfinished run are reported as missing, the rest are gathered."""
     from bench.report import write_reports
+    from bench.tune import tune_profile, tune_settings
 
     deterministic()
     t0 = time.time()
     entries = expand(profile, tasks, models)
-    train_all(entries, paths, data_root, log)
-    for task_name in dict.fromkeys(e.task for e in entries):
-        task_entries = [e for e in entries if e.task == task_name]
+    tuning = tune_settings(profile) if profile.tune else None  # a bad tune section fails before any training
+    unfinished = train_all(entries, paths, data_root, log, grid)
+    pending = {run.run_id for run in unfinished}
+    finished = [e for e in entries if not any(run.run_id in pending for run in e.runs)]
+    if pending:
+        log(f"{len(pending)} runs not finished: {len(entries) - len(finished)} entries reported as missing; "
+            "run the same command again to gather them once their jobs are done")
+    for task_name in dict.fromkeys(e.task for e in finished):
+        task_entries = [e for e in finished if e.task == task_name]
         per_image = evaluate_task(profile, task_name, task_entries, paths, data_root, log)
         write_rows(paths.results_file(profile.name), tidy_rows(profile, task_name, task_entries, per_image))
     written = write_reports(profile, paths, entries)
-    return {"results": paths.results_file(profile.name), "tables": written, "wall_s": time.time() - t0}
+    if tuning is not None and pending:
+        log("input-level tuning waits until every run is finished")
+    elif tuning is not None:  # optimal input level (Fig 5), blind denoising, noise estimator accuracy
+        written += tune_profile(profile, paths, tasks, models, data_root, log, tuning)
+    return {"results": paths.results_file(profile.name), "tables": written, "wall_s": time.time() - t0, "missing": unfinished}

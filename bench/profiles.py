@@ -13,7 +13,9 @@ from pathlib import Path
 
 import yaml
 
+from bench.distributed import check_gpu_flags
 from bench.errors import HyperbenchError, did_you_mean
+from bench.grid import grid_settings
 from bench.registry import model_cfg
 from bench.tasks import get_task
 
@@ -51,10 +53,14 @@ class Run:
 class Entry:
     """A model as it appears in the tables for one task, made of one run or a bank of runs."""
 
-    model: str
+    model: str  # the entry's name in tables and results (a profile may list one architecture twice)
     task: str
     model_kwargs: dict
     runs: list[Run] = field(default_factory=list)
+    arch: str = ""  # the registry name it is built from (defaults to `model`)
+
+    def __post_init__(self):
+        self.arch = self.arch or self.model
 
 
 @dataclass
@@ -67,6 +73,9 @@ class Profile:
     tasks: dict
     conventions: list[str]
     source: Path
+    tune: dict = field(default_factory=dict)  # optional `tune:` section, validated by bench.tune.tune_settings
+    gpu: dict = field(default_factory=dict)  # optional `gpu:` flags that are on (bf16, channels_last, compile): part of every run config
+    grid: dict = field(default_factory=dict)  # optional `grid:` cluster settings (bench.grid), not part of run configs
 
     def task_cfg(self, task: str) -> dict:
         return self.tasks[task]
@@ -95,8 +104,8 @@ def load_profile(name_or_path: str) -> Profile:
     unknown = set(raw["train"]) - TRAIN_KEYS
     if unknown:
         _fail(path, f"unknown train keys {sorted(unknown)}", f"allowed: {sorted(TRAIN_KEYS)}")
-    for model in raw["models"]:
-        model_cfg(model)  # unknown model -> did-you-mean error
+    for name, kwargs in raw["models"].items():
+        model_cfg((kwargs or {}).get("model", name))  # unknown model -> did-you-mean error
     for task_name, tcfg in raw["tasks"].items():
         task = get_task(task_name)
         unknown = set(tcfg) - TASK_KEYS
@@ -108,12 +117,18 @@ def load_profile(name_or_path: str) -> Profile:
     return Profile(
         name=str(raw["name"]), description=str(raw.get("description", "")), seed=int(raw["seed"]),
         train=dict(raw["train"]), models=dict(raw["models"]), tasks=dict(raw["tasks"]),
-        conventions=list(raw.get("conventions", [])), source=path,
+        conventions=list(raw.get("conventions", [])), source=path, tune=dict(raw.get("tune") or {}),
+        gpu=check_gpu_flags(raw.get("gpu") or {}, f"profile {path}"), grid=grid_settings(raw.get("grid") or {}, f"profile {path}"),
     )
 
 
+def model_arch(profile: Profile, name: str) -> str:
+    """Registry name of a profile entry: `model:` in its settings, else the entry name itself."""
+    return (profile.models[name] or {}).get("model", name)
+
+
 def model_kwargs(profile: Profile, model: str, task: str) -> dict:
-    kwargs = dict(profile.models[model] or {})
+    kwargs = {k: v for k, v in (profile.models[model] or {}).items() if k != "model"}
     kwargs["in_channels"] = get_task(task).in_channels
     return kwargs
 
@@ -132,16 +147,17 @@ def expand(profile: Profile, tasks=None, models=None) -> list[Entry]:
     for task in tasks:
         tcfg = profile.tasks[task]
         for model in models:
-            cfg = model_cfg(model)
+            arch = model_arch(profile, model)
+            cfg = model_cfg(arch)
             if task not in cfg.tasks:
                 continue
             kwargs = model_kwargs(profile, model, task)
-            entry = Entry(model, task, kwargs)
+            entry = Entry(model, task, kwargs, arch=arch)
             if cfg.protocol == "bank":
                 for level in tcfg["bank_levels"]:
-                    entry.runs.append(_run(profile, model, {**kwargs, "levels": [level]}, task, [level], "joint"))
+                    entry.runs.append(_run(profile, arch, {**kwargs, "levels": [level]}, task, [level], "joint"))
             else:
-                entry.runs.append(_run(profile, model, kwargs, task, tcfg["train_levels"], cfg.protocol))
+                entry.runs.append(_run(profile, arch, kwargs, task, tcfg["train_levels"], cfg.protocol))
             entries.append(entry)
     return entries
 
@@ -159,4 +175,5 @@ def _run(profile: Profile, model: str, kwargs: dict, task: str, levels, protocol
         "train_dataset": tcfg["train_dataset"],
         "options": tcfg["options"],
         "seed": profile.seed,
+        **({"gpu": profile.gpu} if profile.gpu else {}),  # only when a flag is on: run ids of profiles without it stay the same
     })

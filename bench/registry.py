@@ -74,6 +74,7 @@ def load_plugins() -> None:
         return
     _plugins_loaded = True
     importlib.import_module("bench.hyperres")
+    importlib.import_module("bench.noisenet")
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         try:
             ep.load()

@@ -12,7 +12,7 @@ from tabulate import tabulate
 
 from bench.checkpoint import atomic_write_bytes, atomic_write_text
 from bench.evaluate import INPUT
-from bench.profiles import Entry, Profile
+from bench.profiles import Entry, Profile, model_arch, model_kwargs
 from bench.registry import count_params, create_model, list_models, model_cfg
 from bench.results import read_results
 from bench.runs import RunDir
@@ -62,6 +62,7 @@ def task_table(profile: Profile, task_name: str, results: pd.DataFrame, entries:
         for metric in ("psnr", "ssim"):
             sub = ours[(ours.model == model) & (ours.metric == metric)]
             values = {float(lv): v for lv, v in zip(sub.level, sub.value)}
+            given = {float(lv): il for lv, il in zip(sub.level, sub.input_level)}
             cells = [(lv, values.get(float(lv), math.nan)) for lv in levels]
             present = [v for _, v in cells if not math.isnan(v)]
             mean = sum(present) / len(present) if len(present) == len(levels) else math.nan
@@ -70,7 +71,7 @@ def task_table(profile: Profile, task_name: str, results: pd.DataFrame, entries:
                 rows.append({
                     "table": task.paper_table, "task": task_name, "model": model, "metric": metric, "level": lv,
                     "ours": v, "published": p, "delta": v - p if not (math.isnan(v) or math.isnan(p)) else math.nan,
-                    "published_confidence": conf,
+                    "published_confidence": conf, "input_level": given.get(float(lv), math.nan) if lv != "mean" else math.nan,
                 })
     return pd.DataFrame(rows)
 
@@ -85,11 +86,18 @@ def _wide(table: pd.DataFrame, task: str):
         name, m = PRETTY.get(model, model), metric.upper()
         if model != INPUT:
             body.append([name, m, "paper"] + [_fmt(sub.published[lv], metric) for lv in levels])
-            body.append(["", "", "ours"] + [_fmt(sub.ours[lv], metric) for lv in levels])
+            body.append(["", "", "ours"] + [_fmt(sub.ours[lv], metric) + _elsewhere(lv, sub.input_level[lv]) for lv in levels])
             body.append(["", "", "ours − paper"] + [_fmt(sub.delta[lv], metric, signed=True) for lv in levels])
         else:
             body.append([name, m, "ours"] + [_fmt(sub.ours[lv], metric) for lv in levels])
     return header, body
+
+
+def _elsewhere(level, input_level) -> str:
+    """A dagger where a bank answered with a network trained for another level."""
+    if level == "mean" or input_level is None or math.isnan(input_level) or abs(input_level - float(level)) < 1e-9:
+        return ""
+    return f" †{input_level:g}"
 
 
 def _latex(header, body, caption: str) -> str:
@@ -103,17 +111,27 @@ def _latex(header, body, caption: str) -> str:
     return "\n".join(lines)
 
 
-def _training_summary(entries: list[Entry], runs_dir: Path) -> list[list]:
+def _gain_over_input(results: pd.DataFrame, entry: Entry) -> float:
+    """Mean PSNR gain of an entry over its degraded input, across all evaluation levels."""
+    psnr = results[(results.task == entry.task) & (results.metric == "psnr")]
+    ours = psnr[psnr.model == entry.model].set_index("level").value
+    base = psnr[psnr.model == INPUT].set_index("level").value
+    common = ours.index.intersection(base.index)
+    return float((ours[common] - base[common]).mean()) if len(common) else math.nan
+
+
+def _training_summary(entries: list[Entry], runs_dir: Path, results: pd.DataFrame) -> list[list]:
     rows = []
     for e in entries:
+        gain = _gain_over_input(results, e)
         summaries = [RunDir(runs_dir, r).summary() for r in e.runs]
         losses = [s.get("final_loss", math.nan) for s in summaries]
-        model = create_model(e.model, **e.model_kwargs)
+        model = create_model(e.arch, **e.model_kwargs)
         rows.append([
             PRETTY.get(e.model, e.model), ", ".join(f"{k}={v}" for k, v in e.model_kwargs.items() if k != "levels"),
             f"{count_params(model):,}" + (f" x {len(e.runs)} nets" if len(e.runs) > 1 else ""),
             len(e.runs), summaries[0].get("steps", "?") if summaries else "?",
-            " / ".join(f"{v:.4f}" for v in losses), " ".join(r.run_id for r in e.runs),
+            " / ".join(f"{v:.4f}" for v in losses), _fmt(gain, "psnr", signed=True), " ".join(r.run_id for r in e.runs),
         ])
     return rows
 
@@ -128,6 +146,7 @@ def conventions_text(profile: Profile, task_name: str, results: pd.DataFrame) ->
         f"Training data: {tcfg['train_dataset']} (the paper trains on {task.paper_train_dataset}); "
         f"HyperRes trained jointly on {', '.join(f'{v:g}' for v in tcfg['train_levels'])}; per-level networks at "
         f"{', '.join(f'{v:g}' for v in tcfg['bank_levels'])}; evaluated at {', '.join(f'{v:g}' for v in tcfg['eval_levels'])}.",
+        "† n: no network of the bank was trained for this level; the one trained for level n answered.",
         f"Profile `{profile.name}` differs from the paper in: " + ("; ".join(profile.conventions) or "nothing declared") + ".",
         "Published values: HyperRes arXiv 2206.05970v3 (paper_tables/published/hyperres_tables.csv); '—' = not printed or not legible; "
         "the paper's mean is over the five printed levels, and so is ours.",
@@ -147,13 +166,14 @@ def param_table(profile: Profile | None = None) -> pd.DataFrame:
             rows.append({"model": name, "config": ", ".join(f"{k}={v}" for k, v in oc.kwargs.items()), "ours": ours,
                          "official": oc.params, "paper_claim": oc.paper_claim, "match": ours == oc.params, "source": oc.source})
     if profile is not None:
-        for model, kwargs in profile.models.items():
+        for model in profile.models:
+            arch = model_arch(profile, model)
             for task in profile.tasks:
-                if task not in model_cfg(model).tasks:
+                if task not in model_cfg(arch).tasks:
                     continue
-                kw = {**(kwargs or {}), "in_channels": get_task(task).in_channels}
+                kw = model_kwargs(profile, model, task)
                 rows.append({"model": model, "config": f"profile {profile.name}, {task}: " + ", ".join(f"{k}={v}" for k, v in kw.items()),
-                             "ours": count_params(create_model(model, **kw)), "official": None, "paper_claim": "", "match": None,
+                             "ours": count_params(create_model(arch, **kw)), "official": None, "paper_claim": "", "match": None,
                              "source": "reduced size used by this profile (per network)"})
     return pd.DataFrame(rows)
 
@@ -208,11 +228,13 @@ def write_reports(profile: Profile, paths, entries: list[Entry]) -> list[Path]:
         base = out / TABLE_FILES[task_name]
         header, body = _wide(table, task_name)
         notes = conventions_text(profile, task_name, results)
-        train = _training_summary(task_entries, paths.runs)
+        ours = results[results.profile == profile.name]
+        train = _training_summary(task_entries, paths.runs, ours)
         title = f"{task.paper_table} — {task.title}, {profile.task_cfg(task_name)['eval_dataset']}: PSNR [dB] and SSIM"
         md = [f"## {title}", "", tabulate(body, header, tablefmt="github"), ""] + [f"- {n}" for n in notes]
-        md += ["", "Training (final loss = EMA of the L1 training loss at the last step; per-level networks listed in level order):", "",
-               tabulate(train, ["model", "kwargs", "params", "runs", "steps", "final L1", "run ids"], tablefmt="github"), ""]
+        md += ["", "Training (final L1 = moving average of the L1 training loss at the last step, per-level networks in level order; "
+               "gain = mean PSNR over the degraded input across all evaluation levels, so an untrained model shows a gain near or below 0):", "",
+               tabulate(train, ["model", "kwargs", "params", "runs", "steps", "final L1", "PSNR gain over input [dB]", "run ids"], tablefmt="github"), ""]
         atomic_write_text(base.with_suffix(".md"), "\n".join(md))
         atomic_write_text(base.with_suffix(".tex"), _latex(header, body, title + ". " + notes[0].replace("_", r"\_")))
         buf = io.StringIO()
@@ -221,6 +243,11 @@ def write_reports(profile: Profile, paths, entries: list[Entry]) -> list[Path]:
         written += [base.with_suffix(s) for s in (".md", ".tex", ".csv")]
         written += _figure(profile, task_name, results, out / f"fig_psnr_vs_level_{task_name}")
         index += md + [f"![PSNR vs level]({'fig_psnr_vs_level_' + task_name}.png)", ""]
+    from bench.report_adaptive import write_adaptive_reports
+
+    adaptive_files, adaptive_md = write_adaptive_reports(profile, results, entries, out)
+    written += adaptive_files
+    index += adaptive_md
     params = param_table(profile)
     pbody = params.astype(object).where(params.notna(), "").values.tolist()
     atomic_write_text(out / "params.md", "## Parameter counts: ours vs official code vs paper\n\n" + tabulate(pbody, list(params.columns), tablefmt="github") + "\n")

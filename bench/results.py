@@ -19,23 +19,33 @@ from bench.checkpoint import atomic_write_text
 
 COLUMNS = [
     "run_id", "profile", "model", "task", "dataset", "level", "input_level", "metric", "value",
-    "metric_spec", "seed", "n_images", "data_source", "versions", "torch_threads", "deterministic",
+    "metric_spec", "seed", "n_images", "data_source", "versions", "torch_threads", "interop_threads", "deterministic", "cpu",
+    "inputs_sha256",  # checksum of the set of degraded inputs of the row's level (bench.input_cache.set_sha256)
 ]
 KEY = ["profile", "model", "task", "dataset", "level", "metric", "metric_spec", "seed"]
 
 
 def versions() -> str:
+    import skimage  # its sample images are the smoke profile's data
+
     return (
         f"hyperbench {bench.__version__}; python {platform.python_version()}; torch {torch.__version__}; "
-        f"numpy {np.__version__}; pillow {PIL.__version__}"
+        f"numpy {np.__version__}; pillow {PIL.__version__}; scikit-image {skimage.__version__}"
     )
 
 
 def environment() -> dict:
+    """What can change the last bits of a CPU result: versions, thread counts, deterministic mode and the
+    vector instructions torch's kernels use (AVX2 and AVX512 kernels round differently)."""
+    deterministic = "off"
+    if torch.are_deterministic_algorithms_enabled():
+        deterministic = "on (warn-only)" if torch.is_deterministic_algorithms_warn_only_enabled() else "on"
     return {
         "versions": versions(),
         "torch_threads": torch.get_num_threads(),
-        "deterministic": torch.are_deterministic_algorithms_enabled(),
+        "interop_threads": torch.get_num_interop_threads(),
+        "deterministic": deterministic,
+        "cpu": f"{platform.machine()} {torch.backends.cpu.get_cpu_capability()}",
     }
 
 

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -29,6 +31,23 @@ class RunDir:
         if not self.config.exists():
             atomic_write_text(self.config, json.dumps(self.run.config, indent=2, sort_keys=True))
 
+    @contextmanager
+    def training_lock(self):
+        """Exclusive while one process trains this run; the kernel drops the lock if that process dies."""
+        with open(self.path / "train.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def remove_stale_temp_files(self) -> None:
+        """Half-written checkpoints of a killed process (atomic writes leave .<name>.*.tmp). Only files written
+        under the training lock are removed, so call it holding the lock."""
+        for name in (self.state_file.name, self.model_file.name):
+            for tmp in self.path.glob(f".{name}.*.tmp"):
+                tmp.unlink(missing_ok=True)
+
     @property
     def is_done(self) -> bool:
         return self.done_file.exists() and self.model_file.exists()
@@ -51,5 +70,8 @@ class RunDir:
             )
         model = create_model(self.run.model, **self.run.config["model_kwargs"])
         state, _ = load_tensors(self.model_file)
-        load_state_into(model, state, str(self.model_file))
+        try:
+            load_state_into(model, state, str(self.model_file))
+        except HyperbenchError as exc:  # the run's own config no longer builds the network its weights came from
+            raise HyperbenchError(exc.problem, f"delete {self.path} and train again (the model code or its arguments changed since it was trained)") from None
         return model.eval()

@@ -12,17 +12,19 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 
 import numpy as np
 import torch
 
+from bench import distributed
 from bench.checkpoint import load_tensors, save_tensors
 from bench.data import PatchSampler, load_dataset
 from bench.degradations import seeded_rng
 from bench.errors import HyperbenchError
 from bench.images import to_tensor
 from bench.progress import progress_bar
-from bench.registry import create_model
+from bench.registry import create_model, load_plugins
 from bench.runs import RunDir
 from bench.tasks import get_task
 
@@ -35,6 +37,40 @@ def register_protocol(name: str):
         return fn
 
     return wrap
+
+
+def _positive_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _positive_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+
+
+def check_train_settings(train: dict, where: str) -> None:
+    """Reject training settings that would otherwise fail deep inside torch, before any run folder is written."""
+
+    def bad(key, why, fix):
+        raise HyperbenchError(f"{where}: train.{key} = {train.get(key)!r} {why}", fix)
+
+    for key in ("steps", "batch", "crop", "lr"):
+        if key not in train:
+            raise HyperbenchError(f"{where}: the train settings lack {key!r}", "see bench/profiles/smoke.yaml for the layout")
+    for key in ("steps", "batch"):
+        if not _positive_int(train[key]):
+            bad(key, "is not a positive integer", f"set train.{key} to a whole number >= 1")
+    if not _positive_int(train["crop"]) or train["crop"] % 2 or train["crop"] < 8:
+        bad("crop", "is not an even number of pixels >= 8 (the networks halve and double the size)", "set train.crop to e.g. 32")
+    for key in ("lr", "lr_gamma"):
+        if key in train and not _positive_number(train[key]):
+            hint = " (YAML 1.1 reads 1e-3 and 1.0e9 as text: write 1.0e-3 or 0.001)" if isinstance(train[key], str) else ""
+            bad(key, "is not a positive number" + hint, f"set train.{key} to a number > 0")
+    milestones = train.get("lr_milestones", [])
+    if not isinstance(milestones, list) or not all(_positive_int(m) for m in milestones):
+        bad("lr_milestones", "is not a list of positive step numbers", "write e.g. lr_milestones: [30]")
+    every = train.get("checkpoint_every", 0)
+    if not (every == 0 or _positive_int(every)):
+        bad("checkpoint_every", "is not a whole number >= 0", "write e.g. checkpoint_every: 20 (0: only at the end)")
 
 
 def lr_at(step: int, train: dict) -> float:
@@ -88,18 +124,19 @@ def optimise(model, params, loss_fn, steps: int, train: dict, rundir: RunDir, st
                 group["lr"] = lr_at(step, train)
             rng = seeded_rng(seed, stage, step)
             loss = loss_fn(rng)
-            value = float(loss.detach())
+            value = distributed.mean(loss.detach())  # the combined batch's loss when data-parallel
             if not math.isfinite(value):
-                raise HyperbenchError(
-                    f"training loss became {value} at step {step} ({label})",
+                raise HyperbenchError(  # no [brackets] in the message: the CLI prints it as rich markup
+                    f"training loss became {value} at step {step} of run {rundir.run.run_id} ({rundir.run.model}, {rundir.run.task}, stage {stage})",
                     "lower the learning rate in the profile (train.lr) or check the data; the run was left unfinished",
                 )
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            distributed.average_gradients(model.parameters())
             opt.step()
             loss_ema = value if loss_ema is None else 0.98 * loss_ema + 0.02 * value
             bar.update(step + 1, loss=loss_ema)
-            if (step + 1) % every == 0 or step + 1 == steps:
+            if ((step + 1) % every == 0 or step + 1 == steps) and distributed.is_main():
                 tensors, meta = _optimizer_tensors(opt)
                 tensors.update({f"model.{k}": v for k, v in model.state_dict().items()})
                 save_tensors(rundir.state_file, tensors, {**meta, "stage": stage, "step": step + 1, "loss_ema": loss_ema})
@@ -111,11 +148,17 @@ def optimise(model, params, loss_fn, steps: int, train: dict, rundir: RunDir, st
 def train_joint(model, rundir: RunDir, sampler: PatchSampler) -> dict:
     run = rundir.run.config
     task, train = get_task(run["task"]), run["train"]
+    place = distributed.Placement.for_run(run)  # device, the run's gpu flags; HyperRes batches its K levels on CUDA
+    net = place.prepare(model)
 
     def loss_fn(rng):
         patches = sampler.sample(train["batch"], rng)
         x, y, lv = degraded_batch(patches, task, run["levels"], rng, run["options"])
-        return torch.nn.functional.l1_loss(model(x, lv), y)  # equal-size levels: mean of per-level L1
+        x, y, lv = place.batch(x, y, lv, len(run["levels"]))  # this process's crops when data-parallel
+        with place.autocast():
+            if hasattr(model, "training_loss"):  # a model with its own objective (HINet: PSNR loss on both stages)
+                return model.training_loss(x, y, lv)
+            return torch.nn.functional.l1_loss(net(x, lv), y)  # equal-size levels: mean of per-level L1
 
     final = optimise(model, model.parameters(), loss_fn, train["steps"], train, rundir, "joint", run["seed"])
     return {"final_loss": final, "steps": train["steps"]}
@@ -126,7 +169,9 @@ def train_run(rundir: RunDir, data_root=None) -> dict:
     run = rundir.run.config
     if rundir.is_done:
         return rundir.summary()
+    distributed.init_from_env()  # under torchrun: join the other processes of this run
     task = get_task(run["task"])
+    load_plugins()  # plugins register their protocols when imported
     protocol = PROTOCOLS.get(run["protocol"])
     if protocol is None:
         raise HyperbenchError(f"unknown training protocol {run['protocol']!r} for {run['model']}", f"known: {sorted(PROTOCOLS)}")
@@ -135,11 +180,27 @@ def train_run(rundir: RunDir, data_root=None) -> dict:
     torch.manual_seed(run["seed"])
     np.random.seed(run["seed"])
     model = create_model(run["model"], **run["model_kwargs"])
-    rundir.create()  # only once inputs are known to be good: no empty run folders
-    t0 = time.time()
-    summary = protocol(model, rundir, sampler)
-    save_tensors(rundir.model_file, model.state_dict(), {"run_id": rundir.run.run_id, "model": run["model"]})
-    summary.update({"run_id": rundir.run.run_id, "wall_s": round(time.time() - t0, 2), "torch_threads": torch.get_num_threads()})
-    rundir.mark_done(summary)
-    rundir.state_file.unlink(missing_ok=True)
+    main = distributed.is_main()  # data-parallel: rank 0 writes, the others only compute
+    if main:
+        rundir.create()  # only once inputs are known to be good: no empty run folders
+    with rundir.training_lock() if main else nullcontext():  # a second process on the same run waits here, then finds it done
+        if distributed.agree(rundir.is_done):
+            return rundir.summary()
+        if main:
+            rundir.remove_stale_temp_files()  # left by a process killed while writing a checkpoint
+        t0 = time.time()
+        try:
+            summary = protocol(model, rundir, sampler)
+        except HyperbenchError as exc:
+            if main:
+                rundir.log({"failed": exc.problem})  # the folder says why it is unfinished
+            raise
+        summary.update({"run_id": rundir.run.run_id, "wall_s": round(time.time() - t0, 2), "torch_threads": torch.get_num_threads()})
+        if distributed.world_size() > 1:
+            summary["processes"] = distributed.world_size()
+        if main:
+            save_tensors(rundir.model_file, model.state_dict(), {"run_id": rundir.run.run_id, "model": run["model"]})
+            rundir.mark_done(summary)
+            rundir.state_file.unlink(missing_ok=True)
+    distributed.barrier()  # no rank moves on before the run is marked done
     return summary

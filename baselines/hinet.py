@@ -1,0 +1,216 @@
+"""HINet (Chen et al., "HINet: Half Instance Normalization Network for Image Restoration", CVPRW 2021),
+a non-adaptive reference.
+
+Two stages, each a U-Net of depth 5 (channels width * 2^i). Encoder block: 3x3 conv, instance norm
+(affine) on the first half of the channels at the HIN levels (default 0-4), LeakyReLU 0.2, 3x3 conv,
+LeakyReLU 0.2, plus a 1x1 conv shortcut; 4x4 stride-2 conv (no bias) down. Decoder: 2x2 transposed
+conv up, concat with the 3x3-conv-processed skip, block without HIN. A supervised attention module
+(SAM) gives the stage-1 image and gated features; stage 2 starts from conv(input) fused (1x1 conv)
+with them, and its encoder adds 3x3 convs of the stage-1 encoder and decoder features (cross-stage
+feature fusion). Final 3x3 conv + input (global residual). Default PyTorch init: the official
+orthogonal initialiser is defined but never called.
+
+`model(x, level)` ignores the level and returns the stage-2 image; `stages(x)` gives both images for
+the loss: 0.5 * PSNR loss per stage, summed (official GoPro/REDS/Rain13k configs). Inputs are padded by
+replication to a multiple of 16 (four down-samplings), at least 32 so the coarsest instance norm sees
+more than one pixel, and cropped back.
+"""
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from baselines.control import per_patch_batch, placed
+from baselines.plain import PerLevelBank
+from bench.layers import as_level_tensor, check_input, conv3x3
+from bench.registry import register_model
+from bench.tasks import get_task
+from bench.train import optimise, register_protocol
+
+DEPTH = 5
+SLOPE = 0.2
+PSNR_LOSS_WEIGHT = 0.5
+
+
+def psnr_loss(pred, target):
+    """weight * 10/ln(10) * mean over images of log(MSE + 1e-8): minus PSNR (dB) up to a constant."""
+    mse = ((pred - target) ** 2).flatten(1).mean(1)
+    return PSNR_LOSS_WEIGHT * 10 / math.log(10) * torch.log(mse + 1e-8).mean()
+
+
+class UNetBlock(nn.Module):
+    """Two 3x3 convs with LeakyReLU and a 1x1 shortcut; optional half instance norm, cross-stage
+    fusion inputs and a stride-2 down conv (then it returns (down, features))."""
+
+    def __init__(self, cin: int, cout: int, half_norm: bool = False, down: bool = False, fusion: bool = False):
+        super().__init__()
+        self.conv1 = conv3x3(cin, cout)
+        self.conv2 = conv3x3(cout, cout)
+        self.shortcut = nn.Conv2d(cin, cout, 1)
+        self.norm = nn.InstanceNorm2d(cout // 2, affine=True) if half_norm else None
+        self.fuse_enc = conv3x3(cout, cout) if fusion else None
+        self.fuse_dec = conv3x3(cout, cout) if fusion else None
+        self.down = nn.Conv2d(cout, cout, 4, stride=2, padding=1, bias=False) if down else None
+
+    def forward(self, x, enc=None, dec=None):
+        y = self.conv1(x)
+        if self.norm is not None:
+            half = y.shape[1] // 2
+            y = torch.cat([self.norm(y[:, :half]), y[:, half:]], dim=1)
+        y = F.leaky_relu(self.conv2(F.leaky_relu(y, SLOPE)), SLOPE) + self.shortcut(x)
+        if self.fuse_enc is not None:
+            y = y + self.fuse_enc(enc) + self.fuse_dec(dec)
+        if self.down is None:
+            return y
+        return self.down(y), y
+
+
+class UpBlock(nn.Module):
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.up = nn.ConvTranspose2d(cin, cout, 2, stride=2)
+        self.skip = conv3x3(cout, cout)
+        self.block = UNetBlock(2 * cout, cout)
+
+    def forward(self, x, skip):
+        return self.block(torch.cat([self.up(x), self.skip(skip)], dim=1))
+
+
+class UNet(nn.Module):
+    """One HINet stage: input conv, encoder (with HIN), decoder."""
+
+    def __init__(self, in_channels: int, width: int, hin_levels, fusion: bool):
+        super().__init__()
+        lo, hi = hin_levels
+        chans = [width * 2**i for i in range(DEPTH)]
+        self.conv_in = conv3x3(in_channels, width)
+        self.encoder = nn.ModuleList(
+            UNetBlock(chans[max(i - 1, 0)], chans[i], half_norm=lo <= i <= hi, down=i < DEPTH - 1, fusion=fusion and i < DEPTH - 1)
+            for i in range(DEPTH)
+        )
+        self.decoder = nn.ModuleList(UpBlock(chans[i + 1], chans[i]) for i in reversed(range(DEPTH - 1)))
+
+    def forward(self, feat, fused=None):
+        """feat: features after the input conv; fused: (encoder, decoder) features of the previous stage."""
+        encs = []
+        for i, block in enumerate(self.encoder[:-1]):
+            extra = (fused[0][i], fused[1][i]) if fused else (None, None)
+            feat, skip = block(feat, *extra)
+            encs.append(skip)
+        feat = self.encoder[-1](feat)
+        decs = []
+        for block, skip in zip(self.decoder, reversed(encs)):
+            feat = block(feat, skip)
+            decs.append(feat)
+        return feat, encs, decs[::-1]  # decoder features listed from the finest level, like encs
+
+
+class SupervisedAttention(nn.Module):
+    def __init__(self, width: int, channels: int):
+        super().__init__()
+        self.conv1 = conv3x3(width, width)
+        self.conv2 = conv3x3(width, channels)
+        self.conv3 = conv3x3(channels, width)
+
+    def forward(self, feat, image):
+        restored = self.conv2(feat) + image
+        return self.conv1(feat) * torch.sigmoid(self.conv3(restored)) + feat, restored
+
+
+class HINet(nn.Module):
+    def __init__(self, width: int = 64, in_channels: int = 3, hin_levels=(0, 4)):
+        super().__init__()
+        self.in_channels = in_channels
+        self.stage1 = UNet(in_channels, width, hin_levels, fusion=False)
+        self.stage2 = UNet(in_channels, width, hin_levels, fusion=True)
+        self.sam = SupervisedAttention(width, in_channels)
+        self.merge = nn.Conv2d(2 * width, width, 1)
+        self.last = conv3x3(width, in_channels)
+
+    def stages(self, x):
+        """(stage-1 image, stage-2 image), both the size of x."""
+        check_input(x, self.in_channels, "HINet")
+        h, w = x.shape[-2:]
+        image = F.pad(x, (0, _padded(w) - w, 0, _padded(h) - h), mode="replicate")
+        feat1, encs, decs = self.stage1(self.stage1.conv_in(image))
+        sam_feat, out1 = self.sam(feat1, image)
+        feat2 = self.merge(torch.cat([self.stage2.conv_in(image), sam_feat], dim=1))
+        feat2, _, _ = self.stage2(feat2, fused=(encs, decs))
+        out2 = self.last(feat2) + image
+        return out1[..., :h, :w], out2[..., :h, :w]
+
+    def forward(self, x, level=None):
+        return self.stages(x)[1]
+
+    def training_loss(self, x, y, level=None):
+        return sum(psnr_loss(out, y) for out in self.stages(x))
+
+
+def _padded(n: int) -> int:
+    step = 2 ** (DEPTH - 1)
+    return max(-(-n // step) * step, 2 * step)
+
+
+class HINetBank(PerLevelBank):
+    """One HINet per level; trains each member with the HINet loss."""
+
+    def training_loss(self, x, y, level):
+        levels = as_level_tensor(level, x.shape[0], x.device)
+        total = 0.0
+        for v in torch.unique(levels):
+            idx = (levels == v).nonzero(as_tuple=True)[0]
+            total = total + self.member(float(v)).training_loss(x[idx], y[idx]) * (len(idx) / len(levels))
+        return total
+
+
+@register_protocol("hinet")
+def train_hinet_blind(model: HINet, rundir, sampler) -> dict:
+    """Blind: one network for all training levels; each patch gets a level drawn from the run's levels."""
+    run = rundir.run.config
+    task, train = get_task(run["task"]), run["train"]
+    place = placed(model, run)
+
+    def loss_fn(rng):
+        patches = sampler.sample(train["batch"], rng)
+        levels = [float(v) for v in rng.choice(run["levels"], size=len(patches))]
+        x, y, lv = place.batch(*per_patch_batch(patches, task, levels, rng, run["options"]), 1)
+        with place.autocast():
+            return model.training_loss(x, y)
+
+    final = optimise(model, model.parameters(), loss_fn, train["steps"], train, rundir, "hinet", run["seed"])
+    return {"final_loss": final, "steps": train["steps"]}
+
+
+_SRC = "megvii-model/HINet/basicsr/models/archs/hinet_arch.py"
+_COUNTS = [
+    {"kwargs": {"width": 64}, "params": 88_669_702, "source": _SRC + " (options/train/SIDD/HINet.yml, Rain13k)"},
+    {"kwargs": {"width": 32}, "params": 22_176_518, "source": _SRC + " (options/train/SIDD/HINet_0.5x.yml)"},
+    {"kwargs": {"width": 64, "hin_levels": (3, 4)}, "params": 88_668_806, "source": _SRC + " (options/train/GoPro/HINet.yml)"},
+]
+_ORIGIN = dict(
+    family="hinet",
+    paper="Chen, Lu, Zhang, Chu & Chen, HINet: Half Instance Normalization Network for Image Restoration, CVPRW 2021",
+    licence="MIT (megvii-model/HINet)",
+    origin="https://github.com/megvii-model/HINet",
+    tasks=("denoise", "dejpeg", "sr"),
+    adaptive=False,
+)
+
+
+@register_model(protocol="hinet", official_counts=_COUNTS, test_kwargs={"width": 4},
+                notes="blind: one network trained over all training levels (level drawn per patch); ignores the level", **_ORIGIN)
+def hinet(width: int = 64, in_channels: int = 3, hin_levels=(0, 4)):
+    return HINet(width=width, in_channels=in_channels, hin_levels=tuple(hin_levels))
+
+
+@register_model(
+    protocol="bank",
+    official_counts=[{"kwargs": {"levels": [15.0], "width": 32}, "params": 22_176_518, "source": _SRC + " (one HINet 0.5x per level)"}],
+    test_kwargs={"levels": [15.0, 50.0], "width": 4},
+    notes="one HINet per level (trained with the HINet loss); the nearest trained level answers",
+    **_ORIGIN,
+)
+def hinet_bank(levels=(15.0,), width: int = 64, in_channels: int = 3, hin_levels=(0, 4)):
+    return HINetBank(levels, lambda: HINet(width=width, in_channels=in_channels, hin_levels=tuple(hin_levels)))

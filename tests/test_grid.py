@@ -1,0 +1,198 @@
+"""Grid execution through submitit: a smoke grid in real subprocesses (local executor), idempotent jobs,
+requeue after preemption, gathering finished runs while unfinished ones are reported as missing, and the
+Slurm submission (against stand-in sbatch / sacct / srun commands)."""
+
+import json
+import os
+import signal
+import stat
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from bench.checkpoint import load_tensors
+from bench.errors import HyperbenchError
+from bench.grid import GridOptions, TrainJob, make_executor, submit_runs
+from bench.pipeline import Paths, reproduce, train_all
+from bench.profiles import PROFILE_DIR, expand, load_profile
+from bench.runs import RunDir
+from bench.train import train_run
+
+submitit = pytest.importorskip("submitit")
+
+
+def _profile(tmp_path, **train):
+    """The smoke profile without its tuning section, super-resolution only (2 evaluation levels), shorter training."""
+    raw = yaml.safe_load((PROFILE_DIR / "smoke.yaml").read_text())
+    raw.pop("tune", None)
+    raw["tasks"] = {"sr": {**raw["tasks"]["sr"], "eval_levels": [2, 4]}}
+    raw["train"] = {**raw["train"], "steps": 10, "batch": 2, "crop": 16, "lr_milestones": [], "checkpoint_every": 5, **train}
+    path = tmp_path / "grid_smoke.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return load_profile(str(path))
+
+
+def _paths(tmp):
+    return Paths(runs=tmp / "runs", results=tmp / "results", tables=tmp / "tables")
+
+
+def _steps(rundir: RunDir) -> list[int]:
+    return [json.loads(line)["step"] for line in rundir.log_file.read_text().splitlines() if '"step"' in line]
+
+
+@pytest.fixture
+def quick_reports(monkeypatch):
+    """The parameter table builds every registered model at its official size (tens of seconds); not what these tests are about."""
+    from bench import report
+
+    columns = ["model", "config", "ours", "official", "paper_claim", "match", "source"]
+    monkeypatch.setattr(report, "param_table", lambda profile=None: pd.DataFrame(columns=columns))
+
+
+def test_local_executor_trains_a_smoke_grid_in_subprocesses(tmp_path):
+    profile, paths = _profile(tmp_path), _paths(tmp_path)
+    entries = expand(profile)
+    runs = [r for e in entries for r in e.runs]
+    assert len(runs) == 3
+    assert train_all(entries, paths, log=lambda *a: None, grid=GridOptions(executor="local")) == []
+    assert all(RunDir(paths.runs, r).is_done for r in runs)
+    records = [json.loads((paths.grid_dir() / "jobs" / f"{r.run_id}.json").read_text()) for r in runs]
+    assert {rec["executor"] for rec in records} == {"local"}
+    assert len({rec["job_id"] for rec in records}) == 3 and str(os.getpid()) not in {rec["job_id"] for rec in records}
+
+    # the job trained exactly what training here trains
+    hyperres = next(r for r in runs if r.model == "hyperres")
+    here = RunDir(tmp_path / "here", hyperres)
+    train_run(here)
+    a, _ = load_tensors(RunDir(paths.runs, hyperres).model_file)
+    b, _ = load_tensors(here.model_file)
+    assert all((a[k] - b[k]).abs().max() < 1e-5 for k in a)
+
+    # idempotent: nothing left to submit, finished runs untouched
+    stamps = {r.run_id: RunDir(paths.runs, r).model_file.stat().st_mtime_ns for r in runs}
+    lines = []
+    assert train_all(entries, paths, log=lines.append, grid=GridOptions(executor="local")) == []
+    assert any("0 to train" in line for line in lines) and any("0 to submit" in line for line in lines)
+    assert stamps == {r.run_id: RunDir(paths.runs, r).model_file.stat().st_mtime_ns for r in runs}
+
+
+def _descendants(pid: int) -> list[int]:
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    found = [int(c) for c in children.read_text().split()] if children.exists() else []
+    return found + [d for c in found for d in _descendants(c)]
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="finds the job's process through /proc (Linux)")
+def test_preempted_job_is_requeued_and_resumes(tmp_path):
+    """Slurm preemption, done by hand: SIGUSR2 to the job's process makes submitit call TrainJob.checkpoint
+    and requeue the job; the requeued job resumes the run from its last checkpoint."""
+    profile, paths = _profile(tmp_path, steps=40, checkpoint_every=5), _paths(tmp_path)
+    run = next(r for e in expand(profile, models=["hyperres"]) for r in e.runs)
+    rundir = RunDir(paths.runs, run)
+    (_, job), = submit_runs([run], paths.runs, paths.grid_dir(), GridOptions(executor="local"), log=lambda *a: None)
+    deadline = time.time() + 120
+    while not (rundir.log_file.exists() and _steps(rundir)) and time.time() < deadline:
+        time.sleep(0.1)
+    workers = [p for p in _descendants(int(job.job_id)) if b"_submit" in Path(f"/proc/{p}/cmdline").read_bytes()]
+    if not workers or rundir.is_done:
+        pytest.skip("the job finished before it could be preempted")
+    os.kill(workers[0], signal.SIGUSR2)
+    job.result()
+    steps = _steps(rundir)
+    output = job.stdout() + (job.stderr() or "")
+    assert "preempted" in output and "Requeued" in output
+    assert rundir.is_done and steps[-1] == 40
+    assert steps == sorted(set(steps))  # one log line per checkpoint: resumed from the last one, not from step 0
+
+
+def test_checkpoint_requeues_the_same_job_and_jobs_are_idempotent(tmp_path):
+    profile = _profile(tmp_path)
+    run = next(r for e in expand(profile, models=["hyperres"]) for r in e.runs)
+    job = TrainJob(tmp_path / "runs", run.config)
+    delayed = job.checkpoint()
+    assert isinstance(delayed, submitit.helpers.DelayedSubmission)
+    assert delayed.function == job and delayed.function is not job
+    first = job()
+    rundir = RunDir(tmp_path / "runs", run)
+    stamp = rundir.model_file.stat().st_mtime_ns
+    assert job() == first and rundir.model_file.stat().st_mtime_ns == stamp  # a finished run is not trained again
+
+
+def test_report_gathers_finished_runs_and_reports_the_rest_missing(tmp_path, quick_reports):
+    profile, paths = _profile(tmp_path), _paths(tmp_path)
+    train_all(expand(profile, models=["hyperres"]), paths, log=lambda *a: None)  # only HyperRes has finished
+    lines = []
+    out = reproduce(profile, paths, log=lines.append, grid=GridOptions(executor="debug", wait=False))  # jobs submitted, none run
+    assert sorted(r.model for r in out["missing"]) == ["perlevel", "perlevel"]
+    assert any("reported as missing" in line for line in lines)
+    df = pd.read_csv(out["results"])
+    assert set(df.model) == {"hyperres", "degraded-input"}
+    table = pd.read_csv(paths.tables_dir(profile.name) / "table3_sr.csv")
+    assert table[table.model == "perlevel"].ours.isna().all() and table[table.model == "hyperres"].ours.notna().any()
+
+
+def _stand_in(folder, name, body):
+    path = folder / name
+    path.write_text("#!/bin/sh\n" + body)
+    path.chmod(path.stat().st_mode | stat.S_IEXEC)
+
+
+def test_slurm_submission_is_one_array_and_skips_queued_runs(tmp_path, monkeypatch):
+    profile, paths = _profile(tmp_path), _paths(tmp_path)
+    runs = [r for e in expand(profile) for r in e.runs]
+    options = GridOptions.from_settings({"partition": "gpu", "time_min": 90}, executor="slurm", gpus_per_job=2, array_parallelism=2)
+    original_path = os.environ.get("PATH", "/usr/bin:/bin")
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(HyperbenchError, match="not a Slurm login node"):
+        make_executor(options, tmp_path)
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    _stand_in(bin_dir, "srun", "exit 0\n")
+    _stand_in(bin_dir, "sbatch", f'for a; do last="$a"; done; cp "$last" {tmp_path}/script.sh; echo "Submitted batch job 4242"\n')
+    _stand_in(bin_dir, "sacct", 'printf "JobID|State|NodeList\\n4242_0|PENDING|\\n4242_1|RUNNING|\\n4242_2|COMPLETED|\\n"\n')
+    monkeypatch.setenv("PATH", f"{bin_dir}:{original_path}")
+    submitted = submit_runs(runs, paths.runs, paths.grid_dir(), options, log=lambda *a: None)
+    assert [job.job_id for _, job in submitted] == ["4242_0", "4242_1", "4242_2"]
+    script = (tmp_path / "script.sh").read_text()
+    for line in ("#SBATCH --partition=gpu", "#SBATCH --gpus-per-node=2", "#SBATCH --ntasks-per-node=2", "#SBATCH --time=90",
+                 "#SBATCH --array=0-2%2", "#SBATCH --signal=USR2"):
+        assert line in script, line
+
+    lines = []
+    again = submit_runs(runs, paths.runs, paths.grid_dir(), options, log=lines.append)  # 4242_0 pending, 4242_1 running, 4242_2 ended
+    assert [run.run_id for run, _ in again] == [submitted[2][0].run_id]
+    assert "2 already queued or running" in lines[0]
+
+
+def test_bad_grid_settings_name_the_problem(tmp_path):
+    with pytest.raises(HyperbenchError, match="executor 'pbs'"):
+        GridOptions.from_settings({}, executor="pbs")
+    with pytest.raises(HyperbenchError, match="grid.gpus_per_job = 0"):
+        GridOptions.from_settings({"gpus_per_job": 0})
+    runs = [r for e in expand(_profile(tmp_path)) for r in e.runs]  # batch 2
+    with pytest.raises(HyperbenchError, match="cannot be split over 3 GPUs"):
+        submit_runs(runs, tmp_path / "runs", tmp_path / "grid", GridOptions(executor="slurm", gpus_per_job=3), log=lambda *a: None)
+    raw = yaml.safe_load((PROFILE_DIR / "smoke.yaml").read_text())
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({**raw, "grid": {"partition": "gpu", "walltime": 3}}))
+    with pytest.raises(HyperbenchError, match="unknown grid keys"):
+        load_profile(str(path))
+
+
+def test_cli_reproduce_with_the_debug_executor(tmp_path, quick_reports):
+    from typer.testing import CliRunner
+
+    from bench.cli import app
+
+    profile = _profile(tmp_path)
+    result = CliRunner().invoke(app, ["reproduce", "-p", str(profile.source), "-m", "hyperres", "--executor", "debug",
+                                      "--runs-dir", str(tmp_path / "runs"), "--results-dir", str(tmp_path / "results"),
+                                      "--tables-dir", str(tmp_path / "tables")])
+    assert result.exit_code == 0, result.output
+    assert "1 to submit (debug)" in result.output and "not finished" not in result.output
+    (run,) = [r for e in expand(profile, models=["hyperres"]) for r in e.runs]
+    assert RunDir(tmp_path / "runs", run).is_done
