@@ -14,6 +14,7 @@ Each of 1-3 is timed in NCHW and in channels_last memory format.
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -180,6 +181,10 @@ def run_perf(device: str = "cpu", threads: int | None = None, repeats: int = 7, 
         torch.set_num_threads(threads)
     out = {"device": str(dev), "threads": torch.get_num_threads(), "repeats": repeats}
     log(f"device {dev}, torch {torch.__version__}, {torch.get_num_threads()} threads; median (min) of {repeats} round-robin repeats")
+    load, cores = os.getloadavg()[0], os.cpu_count() or 1
+    if dev.type == "cpu" and load > 0.5 * cores:  # other processes compete for the cores: say so next to the numbers
+        log(f"note: load average {load:.1f} on {cores} cores; wall times include waiting for the CPU "
+            "(compare the cpu-time columns, or measure with --threads 1)")
 
     def show(title, timings, extra=None):
         log(f"\n{title}\n  {'variant':<24} {'wall median':>12} {'(min)':>9} {'cpu median':>11}")

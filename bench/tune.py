@@ -251,8 +251,6 @@ def adaptive_entries(entries: list[Entry]) -> list[Entry]:
 
 def tune_entry(profile: Profile, entry: Entry, model, images, settings: TuneSettings) -> list[dict]:
     task, tcfg = get_task(entry.task), profile.task_cfg(entry.task)
-    if not hasattr(model, "control_for") or not hasattr(model, "forward_control"):
-        raise HyperbenchError(f"adaptive model {entry.model!r} has no control_for/forward_control", "add the control interface (see bench/hyperres.py)")
     levels = settings.task_levels(task)
     rows = []
     with progress_bar(f"tune {entry.model} {entry.task}", total=len(images) * len(levels), show_loss=False) as bar:
@@ -280,7 +278,11 @@ def cached_frame(path, compute: Callable[[], list[dict]], log=print) -> pd.DataF
     return pd.read_csv(path, dtype={"image": str})  # names such as "01" stay strings
 
 
-def optimal_frame(profile: Profile, paths, entry: Entry, settings: TuneSettings, data_root=None, log=print) -> pd.DataFrame:
+def has_controls(model) -> bool:
+    return hasattr(model, "control_for") and hasattr(model, "forward_control")
+
+
+def optimal_frame(profile: Profile, paths, entry: Entry, model, settings: TuneSettings, data_root=None, log=print) -> pd.DataFrame:
     """Per-image best controls of one trained adaptive entry (cached by everything they depend on)."""
     task, tcfg = get_task(entry.task), profile.task_cfg(entry.task)
     key = _cache_key({
@@ -288,7 +290,6 @@ def optimal_frame(profile: Profile, paths, entry: Entry, settings: TuneSettings,
         "metric": task.metric.key(), "images": settings.images, "levels": settings.task_levels(task),
         "search": [settings.window, settings.grid, settings.probes, settings.eps],
     })
-    model = assemble(entry, paths.runs)
     images = load_dataset(tcfg["eval_dataset"], data_root, colour=task.channels)[: settings.images]
     t0 = time.time()
     path = paths.results / profile.name / "tuning" / f"optimal-{entry.task}-{entry.model}-{key}.csv"
@@ -297,9 +298,9 @@ def optimal_frame(profile: Profile, paths, entry: Entry, settings: TuneSettings,
     return frame
 
 
-def blind_frame(profile: Profile, paths, entries: list[Entry], settings: TuneSettings, data_root=None, log=print):
-    """(per-image blind rows of the adaptive denoising entries or None, estimator description)."""
-    denoisers = [e for e in entries if e.task == "denoise"]
+def blind_frame(profile: Profile, paths, trained: list, settings: TuneSettings, data_root=None, log=print):
+    """(per-image blind rows of the trained adaptive denoising entries or None, estimator description)."""
+    denoisers = [e for e, _ in trained if e.task == "denoise"]
     if not denoisers:
         log("blind table skipped: no adaptive denoising entry in this selection")
         return None, ""
@@ -312,7 +313,7 @@ def blind_frame(profile: Profile, paths, entries: list[Entry], settings: TuneSet
         "dataset": tcfg["eval_dataset"], "images": settings.blind.get("images"), "levels": levels,
         "options": tcfg["options"], "seed": profile.seed, "metric": get_task("denoise").metric.key(),
     })
-    models = {e.model: assemble(e, paths.runs) for e in denoisers}
+    models = {e.model: model for e, model in trained if e.task == "denoise"}
     t0 = time.time()
     path = paths.results / profile.name / "tuning" / f"blind-denoise-{key}.csv"
     compute = partial(blind.blind_rows, models, estimator, images, levels, profile.seed, tcfg["options"], tcfg["eval_dataset"])
@@ -326,12 +327,18 @@ def tune_profile(profile: Profile, paths, tasks=None, models=None, data_root=Non
     denoising table and the estimator's accuracy. Per-image rows are cached under
     results/<profile>/tuning/. Returns the files written."""
     settings = settings or tune_settings(profile)
-    entries = adaptive_entries(expand(profile, tasks, models))
-    if not entries:
-        log("tuning skipped: no adaptive entry in this selection")
+    trained = []
+    for entry in adaptive_entries(expand(profile, tasks, models)):
+        model = assemble(entry, paths.runs)
+        if has_controls(model):
+            trained.append((entry, model))
+        else:  # e.g. a third-party adaptive plugin without the control interface
+            log(f"tuning skips {entry.model} ({entry.task}): it has no control_for/forward_control (see bench/hyperres.py)")
+    if not trained:
+        log("tuning skipped: no adaptive entry with a control interface in this selection")
         return []
-    frames = [optimal_frame(profile, paths, entry, settings, data_root, log) for entry in entries]
-    blind_rows, estimator_text = blind_frame(profile, paths, entries, settings, data_root, log)
+    frames = [optimal_frame(profile, paths, entry, model, settings, data_root, log) for entry, model in trained]
+    blind_rows, estimator_text = blind_frame(profile, paths, trained, settings, data_root, log)
     return write_tuning_reports(profile, paths, pd.concat(frames, ignore_index=True), blind_rows, estimator_text, settings)
 
 

@@ -55,7 +55,8 @@ def test_two_processes_writing_one_results_file_lose_and_duplicate_nothing(tmp_p
 
 def test_two_reproductions_into_one_results_folder(tmp_path):
     profile = yaml.safe_load(SMOKE.read_text())
-    profile["name"] = "duo"  # the smoke profile, cut to two SR evaluation levels and 20 steps to stay quick
+    profile["name"] = "duo"  # the smoke profile, cut to HyperRes and the per-level nets, two SR levels and 20 steps to stay quick
+    profile["models"] = {name: profile["models"][name] for name in ("hyperres", "perlevel")}
     profile["train"].update(steps=20, checkpoint_every=10)
     profile["tasks"] = {"sr": {**profile["tasks"]["sr"], "eval_levels": [2, 4]}}
     profile.pop("tune", None)  # input-level tuning studies are not what this test is about

@@ -25,9 +25,10 @@ submitit = pytest.importorskip("submitit")
 
 
 def _profile(tmp_path, **train):
-    """The smoke profile without its tuning section, super-resolution only (2 evaluation levels), shorter training."""
+    """The smoke profile's HyperRes and per-level networks, super-resolution only (2 evaluation levels), no tuning, shorter training."""
     raw = yaml.safe_load((PROFILE_DIR / "smoke.yaml").read_text())
     raw.pop("tune", None)
+    raw["models"] = {name: raw["models"][name] for name in ("hyperres", "perlevel")}
     raw["tasks"] = {"sr": {**raw["tasks"]["sr"], "eval_levels": [2, 4]}}
     raw["train"] = {**raw["train"], "steps": 10, "batch": 2, "crop": 16, "lr_milestones": [], "checkpoint_every": 5, **train}
     path = tmp_path / "grid_smoke.yaml"

@@ -48,8 +48,10 @@ def test_installed_plugin_is_listed(toy_site, tmp_path):
 
 
 def test_plugin_is_invisible_without_the_install(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "bench.cli", "list", "toy*"], capture_output=True, text=True, cwd=tmp_path, timeout=120)
-    assert out.returncode == 0 and "toynet" not in out.stdout  # the global environment was not touched
+    code = "from bench.registry import list_models; print(list_models())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert out.returncode == 0 and "hyperres" in out.stdout
+    assert "toynet" not in out.stdout  # the global environment was not touched
 
 
 def test_plugin_trains_in_smoke_profile_and_reaches_the_tables(toy_site, tmp_path):
