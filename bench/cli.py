@@ -37,9 +37,9 @@ def _paths(runs_dir, results_dir, tables_dir):
 def list_cmd(pattern: str = typer.Argument("*", help="fnmatch pattern, e.g. 'ada*'"),
              long: bool = typer.Option(False, "--long", "-l", help="also show paper, origin and licence")):
     """List registered models with their official parameter counts."""
-    from bench.registry import list_models, model_cfg
-
     from rich.table import Column
+
+    from bench.registry import list_models, model_cfg
 
     names = list_models(pattern)
     if not names:
@@ -262,7 +262,8 @@ def demo(model: str = typer.Option(None, "--model", help="show only this registe
 def tune(profile: str = ProfileOpt, tasks: str = TasksOpt, models: str = ModelsOpt, data_root: str = DataRootOpt,
          runs_dir: Path = RunsOpt, results_dir: Path = ResultsOpt, tables_dir: Path = TablesOpt,
          benchmark: bool = typer.Option(False, "--benchmark", help="time the search against a dense grid instead (first task and model)"),
-         images: int = typer.Option(3, "--images", help="--benchmark: number of evaluation images")):
+         images: int = typer.Option(3, "--images", help="--benchmark: number of evaluation images"),
+         grid: int = typer.Option(41, "--grid", help="--benchmark: points of the dense reference grid")):
     """Optimal input level per image (Fig 5 + deviation table), blind denoising and noise-estimator accuracy for trained adaptive entries."""
     from bench.pipeline import deterministic
     from bench.profiles import load_profile
@@ -274,7 +275,7 @@ def tune(profile: str = ProfileOpt, tasks: str = TasksOpt, models: str = ModelsO
     paths = _paths(runs_dir, results_dir, tables_dir)
     if benchmark:
         task, model = (_split(tasks) or ["denoise"])[0], (_split(models) or ["hyperres"])[0]
-        run_benchmark(prof, paths, task, model, images, data_root, console.print)
+        run_benchmark(prof, paths, task, model, images, data_root, console.print, grid)
         return
     for path in tune_profile(prof, paths, _split(tasks), _split(models), data_root, console.print, tune_settings(prof)):
         console.print(f"  {path}")

@@ -10,8 +10,9 @@ from pathlib import Path
 import pandas as pd
 from tabulate import tabulate
 
-from bench.checkpoint import atomic_write_bytes, atomic_write_text
+from bench.checkpoint import atomic_write_text
 from bench.evaluate import INPUT
+from bench.figures import save_figure
 from bench.profiles import Entry, Profile, model_arch, model_kwargs
 from bench.registry import count_params, create_model, list_models, model_cfg
 from bench.results import read_results
@@ -205,15 +206,7 @@ def _figure(profile: Profile, task_name: str, results: pd.DataFrame, out_base: P
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    written = []
-    for ext in ("png", "pdf"):
-        buf = io.BytesIO()
-        fig.savefig(buf, format=ext, dpi=150)
-        path = out_base.with_suffix("." + ext)
-        atomic_write_bytes(path, buf.getvalue())
-        written.append(path)
-    plt.close(fig)
-    return written
+    return save_figure(fig, out_base)
 
 
 def write_reports(profile: Profile, paths, entries: list[Entry]) -> list[Path]:

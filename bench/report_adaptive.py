@@ -10,7 +10,8 @@ from pathlib import Path
 import pandas as pd
 from tabulate import tabulate
 
-from bench.checkpoint import atomic_write_bytes, atomic_write_text
+from bench.checkpoint import atomic_write_text
+from bench.figures import save_figure
 from bench.profiles import Entry, Profile
 from bench.registry import count_params, create_model, model_cfg
 from bench.tasks import get_task
@@ -58,15 +59,7 @@ def adaptive_figure(profile: Profile, task_name: str, results: pd.DataFrame, ent
     top.grid(alpha=0.3)
     bottom.grid(alpha=0.3)
     fig.tight_layout()
-    written = []
-    for ext in ("png", "pdf"):
-        buf = io.BytesIO()
-        fig.savefig(buf, format=ext, dpi=150)
-        path = out_dir / f"{FIGURES[task_name]}.{ext}"
-        atomic_write_bytes(path, buf.getvalue())
-        written.append(path)
-    plt.close(fig)
-    return written
+    return save_figure(fig, out_dir / FIGURES[task_name])
 
 
 def table4(profile: Profile, results: pd.DataFrame, entries: list[Entry]) -> pd.DataFrame:

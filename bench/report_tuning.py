@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
-from bench.checkpoint import atomic_write_bytes, atomic_write_text
+from bench.checkpoint import atomic_write_text
+from bench.figures import save_figure
 from bench.tasks import get_task
 
 FILES = {"fig": "fig5_optimal_input_level", "deviation": "optimal_input_level", "blind": "blind_denoise",
@@ -90,15 +91,7 @@ def fig5(optimal: pd.DataFrame, out_base) -> list:
         ax.axis("off")
     fig.suptitle("Fig 5: PSNR-optimal control vs true degradation level", fontsize=10)
     fig.tight_layout()
-    written = []
-    for ext in ("png", "pdf"):
-        buf = io.BytesIO()
-        fig.savefig(buf, format=ext, dpi=150)
-        path = out_base.with_suffix("." + ext)
-        atomic_write_bytes(path, buf.getvalue())
-        written.append(path)
-    plt.close(fig)
-    return written
+    return save_figure(fig, out_base)
 
 
 def blind_table(blind: pd.DataFrame) -> pd.DataFrame:

@@ -29,7 +29,7 @@ import io
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 
 import numpy as np
@@ -346,10 +346,11 @@ def tune_profile(profile: Profile, paths, tasks=None, models=None, data_root=Non
 
 
 def benchmark(profile: Profile, paths, task_name: str = "denoise", model_name: str = "hyperres", n_images: int = 3,
-              data_root=None, log=print, settings: TuneSettings | None = None) -> dict:
-    """Forwards and wall time of the search vs the dense grid over the same bracket, and whether
-    the two argmaxes agree within one grid step. Both use the same batched PSNR evaluation."""
-    settings = settings or tune_settings(profile)
+              data_root=None, log=print, grid: int = 41) -> dict:
+    """Forwards and wall time of the search vs a dense `grid`-point grid over the same bracket, and whether
+    the two argmaxes agree within one grid step, on the first images at the paper's table levels. Both use
+    the same batched PSNR evaluation; the search runs at the grid's resolution."""
+    settings = replace(tune_settings(profile), grid=grid, levels={task_name: list(get_task(task_name).table_levels)})
     entries = expand(profile, [task_name], [model_name])
     if not entries:
         raise HyperbenchError(f"{model_name} has no {task_name} entry in profile {profile.name}", "pick a task and model of the profile")
