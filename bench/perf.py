@@ -5,11 +5,13 @@ them alike) and summarised by the median and the minimum over the repeats:
 
 1. one joint training step (K levels x B crops, forward + L1 + backward + Adam): the per-level loop
    against the batched path (the K generated main networks as one grouped computation);
-2. a level sweep (many levels of one image): the per-level loop against HyperRes.sweep;
+2. a level sweep (many levels of one image): the per-level loop against HyperRes.sweep with the device's
+   default chunking (grouped chunks of levels on CUDA, one level at a time on CPU);
 3. the achieved GFLOP/s of the model forward against a plain 64->64 3x3 conv on the same feature map
    (the machine's conv throughput). FLOPs are counted analytically: 2 x multiply-accumulates of every conv.
 
-Each of 1-3 is timed in NCHW and in channels_last memory format.
+Each of 1-3 is timed in NCHW and in channels_last memory format. On a shared CPU the cpu-time column
+(process CPU time) is steadier than wall time; `--threads 1` avoids waiting for a second busy core.
 """
 
 from __future__ import annotations
