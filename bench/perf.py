@@ -91,26 +91,29 @@ def _model(blocks: int, width: int, device, fmt, seed: int = 0) -> HyperRes:
 
 
 def joint_step_fns(levels: int, blocks: int, width: int, batch: int, crop: int, device) -> dict[str, Callable]:
-    """One joint training step per variant: {loop, batched} x {nchw, channels_last}."""
+    """One joint training step per variant: {loop, batched} x {nchw, channels_last}, and both in channels_last
+    under bf16 autocast (the profile flag gpu.bf16: faster where the hardware has bf16, but other numerics)."""
     gen = torch.Generator().manual_seed(0)
     x = torch.rand(levels * batch, 3, crop, crop, generator=gen).to(device)
     y = torch.rand(levels * batch, 3, crop, crop, generator=gen).to(device)
     lv = torch.linspace(15, 75, levels).repeat_interleave(batch).to(device)  # level-major, as degraded_batch builds it
+    variants = [(b, f, False) for f in FORMATS for b in (False, True)] + [(b, "channels_last", True) for b in (False, True)]
     fns = {}
-    for fmt_name, fmt in FORMATS.items():
-        for batched in (False, True):
-            model = _model(blocks, width, device, fmt)
-            model.level_batching = batched  # forced: the default picks the loop on CPU
-            opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-            xf, yf = x.contiguous(memory_format=fmt), y.contiguous(memory_format=fmt)
+    for batched, fmt_name, bf16 in variants:
+        fmt = FORMATS[fmt_name]
+        model = _model(blocks, width, device, fmt)
+        model.level_batching = batched  # forced: the default picks the loop on CPU
+        opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+        xf, yf = x.contiguous(memory_format=fmt), y.contiguous(memory_format=fmt)
 
-            def step(model=model, opt=opt, xf=xf, yf=yf):
+        def step(model=model, opt=opt, xf=xf, yf=yf, bf16=bf16):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 loss = F.l1_loss(model(xf, lv), yf)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
 
-            fns[f"{'batched' if batched else 'loop'} {fmt_name}"] = step
+        fns[("bf16 " if bf16 else "") + f"{'batched' if batched else 'loop'} {fmt_name}"] = step
     return fns
 
 
@@ -207,6 +210,11 @@ def run_perf(device: str = "cpu", threads: int | None = None, repeats: int = 7, 
     show(f"joint training step: K={levels} levels x batch {batch}, {crop}x{crop} crops, {blocks} blocks, width {width}", step)
     out["joint_step"] = {k: t.median_s for k, t in step.items()}
     out["joint_speedup"], out["joint_speedup_same_format"] = speedups(step, "loop", "batched", "speed-up of the batched step")
+    fp32 = min(t.median_s for name, t in step.items() if not name.startswith("bf16"))
+    bf16_name, bf16 = _best(step, "bf16")
+    out["bf16_speedup"] = fp32 / bf16.median_s
+    log(f"  bf16 autocast ({bf16_name}; profile flag gpu.bf16, other numerics, recorded in the run config) vs the best fp32 step: "
+        f"{out['bf16_speedup']:.2f}x")
 
     sweep = time_round_robin(sweep_fns(sweep_levels, blocks, width, sweep_size, dev), repeats, dev, warmup=0)  # each call is many forwards
     show(f"level sweep: {sweep_levels} levels of one {sweep_size}x{sweep_size} RGB image", sweep)

@@ -150,8 +150,9 @@ def test_perf_reports_every_measurement():
     for variant in ("loop nchw", "batched nchw", "batched channels_last", "sweep channels_last", "model nchw", "conv channels_last"):
         assert variant in text
     assert "GFLOP/s" in text and "of the plain-conv throughput" in text
-    assert set(out["joint_step"]) == {"loop nchw", "batched nchw", "loop channels_last", "batched channels_last"}
-    assert out["joint_speedup"] > 0 and out["sweep_speedup"] > 0 and out["forward_vs_conv"] > 0
+    assert set(out["joint_step"]) == {"loop nchw", "batched nchw", "loop channels_last", "batched channels_last",
+                                      "bf16 loop channels_last", "bf16 batched channels_last"}
+    assert min(out["joint_speedup"], out["bf16_speedup"], out["sweep_speedup"], out["forward_vs_conv"]) > 0
 
 
 def test_perf_command_prints_the_comparison():
