@@ -86,7 +86,6 @@ def _descendants(pid: int) -> list[int]:
     return found + [d for c in found for d in _descendants(c)]
 
 
-@pytest.mark.slow  # two job starts and 40 steps: 15-40 s on 2 cores (run with -m slow)
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="finds the job's process through /proc (Linux)")
 def test_preempted_job_is_requeued_and_resumes(tmp_path):
     """Slurm preemption, done by hand: SIGUSR2 to the job's process makes submitit call TrainJob.checkpoint
