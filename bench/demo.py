@@ -346,17 +346,6 @@ def _json_psnr(value):
     return value if math.isfinite(value) else "inf"
 
 
-def _check_input_level(task, value) -> float:
-    lo, hi = task.valid_range
-    try:
-        level = float(value)
-    except (TypeError, ValueError):
-        raise HyperbenchError(f"input level {value!r} is not a number", f"give a {task.unit}") from None
-    if not lo <= level <= hi:
-        raise HyperbenchError(f"input level {value!r} is outside the valid range", f"use a {task.unit} in [{lo:g}, {hi:g}]")
-    return level
-
-
 class Demo:
     """Models, images and the restore operation behind the page."""
 
@@ -418,7 +407,7 @@ class Demo:
             raise HyperbenchError(f"image {request.get('image')!r} is no longer on the server", "upload it again or reload the page")
         task = get_task(choice.task)
         level = None if request.get("level") is None else task.check_level(request["level"])
-        requested = _check_input_level(task, request.get("input_level"))
+        requested = task.check_level(request.get("input_level"), label="input level", integer=False)
         key = (str(request.get("client", "")), choice.id)
         result = self.runner.run(key, lambda: self._restore(choice, image, task, level, requested, request.get("have_input")))
         return {**(result or {"superseded": True}), "seq": request.get("seq")}

@@ -39,16 +39,19 @@ class Task:
     def in_channels(self) -> int:
         return 3 if self.channels == "rgb" else 1
 
-    def check_level(self, level) -> float:
+    def check_level(self, level, label: str | None = None, integer: bool | None = None) -> float:
+        """A level in range; `integer` defaults to the task's rule (a model's input level may be fractional)."""
+        label = label or f"{self.name} level"
+        integer = self.integer_levels if integer is None else integer
         lo, hi = self.valid_range
         try:
             value = float(level)
         except (TypeError, ValueError):
-            raise HyperbenchError(f"{self.name} level {level!r} is not a number", f"give a {self.unit}") from None
-        if not (lo <= value <= hi) or (self.integer_levels and value != int(value)):
-            kind = "an integer " if self.integer_levels else ""
+            raise HyperbenchError(f"{label} {level!r} is not a number", f"give a {self.unit}") from None
+        if not (lo <= value <= hi) or (integer and value != int(value)):
+            kind = "an integer " if integer else ""
             raise HyperbenchError(
-                f"{self.name} level {level!r} is outside the valid range", f"use {kind}{self.unit} in [{lo:g}, {hi:g}]"
+                f"{label} {level!r} is outside the valid range", f"use {kind}{self.unit} in [{lo:g}, {hi:g}]"
             )
         return value
 
