@@ -108,6 +108,7 @@ _COUNTS = [
     protocol="cfsnet",
     official_counts=_COUNTS,
     test_kwargs={"main_blocks": 2, "width": 8},
+    task_kwargs={"dejpeg": {"residual": False}, "sr": {"residual": False}},  # official: only denoising predicts the noise (residual=True)
     notes="denoise/deblock topology (stride 1, no upsampler; SR input is pre-upsampled); alpha = (level - start) / (end - start)",
 )
 def cfsnet(main_blocks: int = 10, width: int = 64, in_channels: int = 3, residual: bool = True):

@@ -141,6 +141,10 @@ class HINet(nn.Module):
         out2 = self.last(feat2) + image
         return out1[..., :h, :w], out2[..., :h, :w]
 
+    # official recipe (options/train/*/HINet.yml): Adam betas (0.9, 0.99), cosine annealing to 1e-7,
+    # gradient-norm clipping at 0.01; lr and steps come from the profile
+    optimiser_spec = {"betas": (0.9, 0.99), "schedule": "cosine", "eta_min": 1e-7, "clip_norm": 0.01}
+
     def forward(self, x, level=None):
         return self.stages(x)[1]
 
@@ -154,7 +158,9 @@ def _padded(n: int) -> int:
 
 
 class HINetBank(PerLevelBank):
-    """One HINet per level; trains each member with the HINet loss."""
+    """One HINet per level; trains each member with the HINet loss and optimiser recipe."""
+
+    optimiser_spec = HINet.optimiser_spec
 
     def training_loss(self, x, y, level):
         levels = as_level_tensor(level, x.shape[0], x.device)
@@ -196,6 +202,7 @@ _ORIGIN = dict(
     origin="https://github.com/megvii-model/HINet",
     tasks=("denoise", "dejpeg", "sr"),
     adaptive=False,
+    revision=1,  # 1: official optimiser recipe (betas, cosine, clipping)
 )
 
 

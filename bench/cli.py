@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from bench.errors import HyperbenchError
 
@@ -59,8 +60,6 @@ def list_cmd(pattern: str = typer.Argument("*", help="fnmatch pattern, e.g. 'ada
             console.print(f"[bold]{name}[/bold]: {cfg.paper}\n  origin: {cfg.origin}\n  licence: {cfg.licence}")
             for oc in cfg.official_counts:
                 console.print(f"  {oc.params:>11,} params  {oc.kwargs}  ({oc.source})")
-    return
-    console.print(table)
 
 
 @app.command()
@@ -321,9 +320,10 @@ def main():
     try:
         app(standalone_mode=True)
     except HyperbenchError as exc:
-        console.print(f"[bold red]error:[/bold red] {exc.problem}")
+        # messages are plain text: "[...]" in them (levels, paths) must not be read as rich markup
+        console.print(Text.assemble(("error: ", "bold red"), exc.problem))
         if exc.fix:
-            console.print(f"  [bold]fix:[/bold] {exc.fix}")
+            console.print(Text.assemble(("  fix: ", "bold"), exc.fix))
         sys.exit(2)
 
 

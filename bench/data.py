@@ -109,7 +109,7 @@ def _load_cached(name: str, root: str, colour: str, verify: bool) -> tuple[Image
             raise HyperbenchError(
                 f"{name} does not match its checksum manifest: {len(report['missing'])} missing, "
                 f"{len(report['corrupted'])} corrupted ({bad})",
-                f"re-copy {name} from its source (`hyperbench data prepare {name}`) or pass --no-verify to use it anyway",
+                f"re-copy {name} from its source (`hyperbench data prepare {name}`); `hyperbench data verify` lists every file that differs",
             )
         extra = set(report["extra"])
         files = [p for p in files if p.name not in extra]

@@ -36,8 +36,10 @@ class Paths:
     def results_file(self, profile: str) -> Path:
         return self.results / profile / "results.csv"
 
-    def eval_dir(self, profile: str) -> Path:
-        return self.results / profile / "per_image"
+    def eval_dir(self) -> Path:
+        """Per-image metrics, one CSV per (task, entry) keyed by content: profiles that share a trained entry
+        and its evaluation settings share its evaluation, and a new entry is the only one evaluated."""
+        return self.results / "per_image"
 
     def tables_dir(self, profile: str) -> Path:
         return self.tables / profile
@@ -46,9 +48,9 @@ class Paths:
         """Grid job logs (submitit) and the job recorded for each run id."""
         return self.results / "grid"
 
-    def inputs_dir(self, profile: str) -> Path:
+    def inputs_dir(self) -> Path:
         """Degraded evaluation inputs (keyed by dataset, task, options and seed); git-ignored with per_image/."""
-        return self.eval_dir(profile) / "inputs"
+        return self.eval_dir() / "inputs"
 
 
 def deterministic() -> None:
@@ -120,38 +122,46 @@ def train_all(entries: list[Entry], paths: Paths, data_root=None, log=print, gri
     return []
 
 
-def _eval_key(profile: Profile, task: str, entries: list[Entry]) -> str:
+def _eval_key(profile: Profile, task: str, entry: Entry | None) -> str:
+    """Everything one entry's per-image rows depend on (entry None: the degraded input's own rows)."""
     tcfg = profile.task_cfg(task)
     payload = {
-        "format": EVAL_FORMAT, "runs": {e.model: [r.run_id for r in e.runs] for e in entries},
-        "dataset": tcfg["eval_dataset"], "levels": tcfg["eval_levels"], "options": tcfg["options"],
+        "format": EVAL_FORMAT, "dataset": tcfg["eval_dataset"], "levels": tcfg["eval_levels"], "options": tcfg["options"],
         "seed": profile.seed, "metric": get_task(task).metric.key(),
+        "entry": None if entry is None else {"name": entry.model, "arch": entry.arch, "runs": [r.run_id for r in entry.runs]},
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def evaluate_task(profile: Profile, task_name: str, entries: list[Entry], paths: Paths, data_root=None, log=print) -> pd.DataFrame:
-    """Per-image metrics of all entries of one task (cached by a hash of everything they depend on)."""
+    """Per-image metrics of all entries of one task; each entry's rows are cached on their own, so only
+    entries without a stored evaluation are run."""
     task, tcfg = get_task(task_name), profile.task_cfg(task_name)
-    cache = paths.eval_dir(profile.name) / f"{task_name}-{_eval_key(profile, task_name, entries)}.csv"
-    if cache.exists():
-        log(f"evaluation of {task_name} already done: {cache}")
-        return pd.read_csv(cache, dtype={"image": str})  # names such as "01" or "101085" stay strings
+    files = {e.model: paths.eval_dir() / f"{task_name}-{e.model}-{_eval_key(profile, task_name, e)}.csv" for e in entries}
+    files[ev.INPUT] = paths.eval_dir() / f"{task_name}-{ev.INPUT}-{_eval_key(profile, task_name, None)}.csv"
+    todo = [e for e in entries if not files[e.model].exists()]
+    frames = {name: pd.read_csv(f, dtype={"image": str}) for name, f in files.items() if f.exists()}  # "01" stays a string
+    if not todo and ev.INPUT in frames:
+        log(f"evaluation of {task_name} already done ({len(entries)} entries, {paths.eval_dir()})")
+        return pd.concat(frames.values(), ignore_index=True)
     if not tcfg["eval_levels"]:
         raise HyperbenchError(f"task {task_name} of profile {profile.name} has no eval_levels", "list eval_levels under the task in the profile")
     check_degradation_options(task, tcfg["options"], tcfg["eval_levels"][0])
     images = load_dataset(tcfg["eval_dataset"], data_root, colour=task.channels)
     check_eval_images(task, images, tcfg["eval_dataset"])
-    models = {e.model: ev.assemble(e, paths.runs) for e in entries}
+    models = {e.model: ev.assemble(e, paths.runs) for e in todo}
     t0 = time.time()
     rows = ev.evaluate(task, models, images, tcfg["eval_levels"], profile.seed, tcfg["options"], label=tcfg["eval_dataset"],
-                       input_cache=paths.inputs_dir(profile.name), dataset=tcfg["eval_dataset"])
-    frame = pd.DataFrame(rows)
-    buf = io.StringIO()
-    frame.to_csv(buf, index=False)  # full precision: cached rows must equal fresh ones
-    atomic_write_text(cache, buf.getvalue())
-    log(f"evaluated {task_name} on {len(images)} images x {len(tcfg['eval_levels'])} levels in {time.time() - t0:.0f} s")
-    return frame
+                       input_cache=paths.inputs_dir(), dataset=tcfg["eval_dataset"])
+    fresh = pd.DataFrame(rows)
+    for name, group in fresh.groupby("model", sort=False):
+        buf = io.StringIO()
+        group.to_csv(buf, index=False)  # full precision: cached rows must equal fresh ones
+        atomic_write_text(files[name], buf.getvalue())
+        frames[name] = group
+    log(f"evaluated {task_name}: {len(todo)} of {len(entries)} entries on {len(images)} images x {len(tcfg['eval_levels'])} levels "
+        f"in {time.time() - t0:.0f} s")
+    return pd.concat([frames[name] for name in files], ignore_index=True)
 
 
 def tidy_rows(profile: Profile, task_name: str, entries: list[Entry], per_image: pd.DataFrame) -> list[dict]:

@@ -92,12 +92,7 @@ def load_profile(name_or_path: str) -> Profile:
     if not path.is_file():
         known = sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
         raise HyperbenchError(f"unknown profile {name_or_path!r}", did_you_mean(str(name_or_path), known) + " (or give a path to a YAML file)")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        _fail(path, f"is not valid YAML ({str(exc).splitlines()[0]})", "fix the YAML syntax (indentation, colons, brackets)")
-    if not isinstance(raw, dict):
-        _fail(path, "must be a mapping with keys name, seed, train, models, tasks", "see bench/profiles/smoke.yaml for the layout")
+    raw = _read_yaml(path)
     for key in ("name", "seed", "train", "models", "tasks"):
         if key not in raw:
             _fail(path, f"lacks the key {key!r}", "see bench/profiles/smoke.yaml for the layout")
@@ -122,13 +117,39 @@ def load_profile(name_or_path: str) -> Profile:
     )
 
 
+def _read_yaml(path: Path, seen: tuple = ()) -> dict:
+    """A profile's mapping; `extends: <profile>` starts from that profile and adds to it (models, task
+    settings, train, tune, gpu and grid keys override the base's; conventions are appended)."""
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        _fail(path, f"is not valid YAML ({str(exc).splitlines()[0]})", "fix the YAML syntax (indentation, colons, brackets)")
+    if not isinstance(raw, dict):
+        _fail(path, "must be a mapping with keys name, seed, train, models, tasks", "see bench/profiles/smoke.yaml for the layout")
+    if "extends" not in raw:
+        return raw
+    base_path = Path(str(raw.pop("extends")))
+    if not base_path.suffix:
+        base_path = PROFILE_DIR / f"{base_path}.yaml"
+    if not base_path.is_file() or base_path.resolve() in seen:
+        _fail(path, f"extends {base_path}, which is missing or extends this profile again", "name an existing profile that does not extend this one")
+    base = _read_yaml(base_path, seen + (path.resolve(),))
+    merged = {**base, **{k: v for k, v in raw.items() if k not in ("train", "models", "tasks", "tune", "gpu", "grid", "conventions")}}
+    for key in ("train", "models", "tune", "gpu", "grid"):
+        merged[key] = {**(base.get(key) or {}), **(raw.get(key) or {})}
+    merged["tasks"] = {t: {**(base.get("tasks") or {}).get(t, {}), **cfg} for t, cfg in {**(base.get("tasks") or {}), **(raw.get("tasks") or {})}.items()}
+    merged["conventions"] = list(base.get("conventions") or []) + list(raw.get("conventions") or [])
+    return merged
+
+
 def model_arch(profile: Profile, name: str) -> str:
     """Registry name of a profile entry: `model:` in its settings, else the entry name itself."""
     return (profile.models[name] or {}).get("model", name)
 
 
 def model_kwargs(profile: Profile, model: str, task: str) -> dict:
-    kwargs = {k: v for k, v in (profile.models[model] or {}).items() if k != "model"}
+    kwargs = dict(model_cfg(model_arch(profile, model)).task_kwargs.get(task, {}))
+    kwargs.update({k: v for k, v in (profile.models[model] or {}).items() if k != "model"})
     kwargs["in_channels"] = get_task(task).in_channels
     return kwargs
 
@@ -176,4 +197,5 @@ def _run(profile: Profile, model: str, kwargs: dict, task: str, levels, protocol
         "options": tcfg["options"],
         "seed": profile.seed,
         **({"gpu": profile.gpu} if profile.gpu else {}),  # only when a flag is on: run ids of profiles without it stay the same
+        **({"revision": model_cfg(model).revision} if model_cfg(model).revision else {}),
     })

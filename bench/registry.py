@@ -44,6 +44,12 @@ class ModelCfg:
     official_counts: tuple[OfficialCount, ...] = ()
     # Small keyword arguments that build a quick-to-run variant for tests (forward/backward checks).
     test_kwargs: dict = field(default_factory=dict)
+    # Keyword arguments the official code sets per task (e.g. CFSNet predicts the noise for denoising
+    # only); profiles build each task's model with them unless they set the key themselves.
+    task_kwargs: dict = field(default_factory=dict)
+    # Bump when a change to the entry's training code changes what its runs produce: it enters the run
+    # config (when > 0), so old runs are not reused. Runs of other entries keep their ids.
+    revision: int = 0
     notes: str = ""
 
 
@@ -121,3 +127,11 @@ def create_model(name: str, **kwargs):
 
 def count_params(model) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def param_count(name: str, **kwargs) -> int:
+    """Parameter count of an entry, built on the meta device (no memory, no initialisation work)."""
+    import torch
+
+    with torch.device("meta"):
+        return count_params(create_model(name, **kwargs))

@@ -14,7 +14,7 @@ from bench.checkpoint import atomic_write_text
 from bench.evaluate import INPUT
 from bench.figures import save_figure
 from bench.profiles import Entry, Profile, model_arch, model_kwargs
-from bench.registry import count_params, create_model, list_models, model_cfg
+from bench.registry import list_models, model_cfg, param_count
 from bench.results import read_results
 from bench.runs import RunDir
 from bench.tasks import get_task
@@ -127,10 +127,9 @@ def _training_summary(entries: list[Entry], runs_dir: Path, results: pd.DataFram
         gain = _gain_over_input(results, e)
         summaries = [RunDir(runs_dir, r).summary() for r in e.runs]
         losses = [s.get("final_loss", math.nan) for s in summaries]
-        model = create_model(e.arch, **e.model_kwargs)
         rows.append([
             PRETTY.get(e.model, e.model), ", ".join(f"{k}={v}" for k, v in e.model_kwargs.items() if k != "levels"),
-            f"{count_params(model):,}" + (f" x {len(e.runs)} nets" if len(e.runs) > 1 else ""),
+            f"{param_count(e.arch, **e.model_kwargs):,}" + (f" x {len(e.runs)} nets" if len(e.runs) > 1 else ""),
             len(e.runs), summaries[0].get("steps", "?") if summaries else "?",
             " / ".join(f"{v:.4f}" for v in losses), _fmt(gain, "psnr", signed=True), " ".join(r.run_id for r in e.runs),
         ])
@@ -163,7 +162,7 @@ def param_table(profile: Profile | None = None) -> pd.DataFrame:
     for name in list_models():
         cfg = model_cfg(name)
         for oc in cfg.official_counts:
-            ours = count_params(create_model(name, **oc.kwargs))
+            ours = param_count(name, **oc.kwargs)
             rows.append({"model": name, "config": ", ".join(f"{k}={v}" for k, v in oc.kwargs.items()), "ours": ours,
                          "official": oc.params, "paper_claim": oc.paper_claim, "match": ours == oc.params, "source": oc.source})
     if profile is not None:
@@ -174,7 +173,7 @@ def param_table(profile: Profile | None = None) -> pd.DataFrame:
                     continue
                 kw = model_kwargs(profile, model, task)
                 rows.append({"model": model, "config": f"profile {profile.name}, {task}: " + ", ".join(f"{k}={v}" for k, v in kw.items()),
-                             "ours": count_params(create_model(arch, **kw)), "official": None, "paper_claim": "", "match": None,
+                             "ours": param_count(arch, **kw), "official": None, "paper_claim": "", "match": None,
                              "source": "reduced size used by this profile (per network)"})
     return pd.DataFrame(rows)
 

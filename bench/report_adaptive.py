@@ -13,7 +13,7 @@ from tabulate import tabulate
 from bench.checkpoint import atomic_write_text
 from bench.figures import save_figure
 from bench.profiles import Entry, Profile
-from bench.registry import count_params, create_model, model_cfg
+from bench.registry import model_cfg, param_count
 from bench.tasks import get_task
 
 FIGURES = {"dejpeg": "fig2_dejpeg", "denoise": "fig3_denoise", "sr": "fig4_sr"}  # the paper's order
@@ -22,7 +22,7 @@ CONTROL_NOTE = "control: linear between the two trained endpoint levels (HyperRe
 
 
 def _params(entry: Entry) -> int:
-    return count_params(create_model(entry.arch, **entry.model_kwargs))
+    return param_count(entry.arch, **entry.model_kwargs)
 
 
 def _psnr(results: pd.DataFrame, profile: Profile, task: str) -> pd.DataFrame:

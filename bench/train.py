@@ -73,8 +73,12 @@ def check_train_settings(train: dict, where: str) -> None:
         bad("checkpoint_every", "is not a whole number >= 0", "write e.g. checkpoint_every: 20 (0: only at the end)")
 
 
-def lr_at(step: int, train: dict) -> float:
-    """Step schedule: lr * gamma ** (milestones passed), as MultiStepLR."""
+def lr_at(step: int, train: dict, spec: dict | None = None) -> float:
+    """Step schedule: lr * gamma ** (milestones passed), as MultiStepLR; or, where the model's official
+    optimiser anneals (spec schedule 'cosine'), cosine from lr to eta_min over the run's steps."""
+    if spec and spec.get("schedule") == "cosine":
+        eta_min = spec.get("eta_min", 0.0)
+        return eta_min + 0.5 * (train["lr"] - eta_min) * (1 + math.cos(math.pi * step / train["steps"]))
     passed = sum(step >= m for m in train.get("lr_milestones", []))
     return train["lr"] * train.get("lr_gamma", 0.1) ** passed
 
@@ -106,8 +110,12 @@ def _restore_optimizer(opt: torch.optim.Optimizer, tensors: dict, meta: dict) ->
 
 
 def optimise(model, params, loss_fn, steps: int, train: dict, rundir: RunDir, stage: str, seed: int) -> float:
-    """Adam over `params` for `steps`; resumes from the stage's last checkpoint. Returns final loss."""
-    opt = torch.optim.Adam(params, lr=train["lr"])
+    """Adam over `params` for `steps`; resumes from the stage's last checkpoint. Returns final loss.
+    A model's `optimiser_spec` carries what its official recipe does differently (HINet: Adam betas,
+    cosine annealing, gradient-norm clipping); the profile's lr and steps still apply."""
+    spec = getattr(model, "optimiser_spec", None) or {}
+    params = list(params)
+    opt = torch.optim.Adam(params, lr=train["lr"], betas=tuple(spec.get("betas", (0.9, 0.999))))
     start, loss_ema = 0, None
     if rundir.state_file.exists():
         tensors, meta = load_tensors(rundir.state_file)
@@ -121,7 +129,7 @@ def optimise(model, params, loss_fn, steps: int, train: dict, rundir: RunDir, st
     with progress_bar(label, total=steps, completed=start) as bar:
         for step in range(start, steps):
             for group in opt.param_groups:
-                group["lr"] = lr_at(step, train)
+                group["lr"] = lr_at(step, train, spec)
             rng = seeded_rng(seed, stage, step)
             loss = loss_fn(rng)
             value = distributed.mean(loss.detach())  # the combined batch's loss when data-parallel
@@ -133,6 +141,8 @@ def optimise(model, params, loss_fn, steps: int, train: dict, rundir: RunDir, st
             opt.zero_grad(set_to_none=True)
             loss.backward()
             distributed.average_gradients(model.parameters())
+            if spec.get("clip_norm"):
+                torch.nn.utils.clip_grad_norm_(params, spec["clip_norm"])
             opt.step()
             loss_ema = value if loss_ema is None else 0.98 * loss_ema + 0.02 * value
             bar.update(step + 1, loss=loss_ema)
@@ -140,7 +150,7 @@ def optimise(model, params, loss_fn, steps: int, train: dict, rundir: RunDir, st
                 tensors, meta = _optimizer_tensors(opt)
                 tensors.update({f"model.{k}": v for k, v in model.state_dict().items()})
                 save_tensors(rundir.state_file, tensors, {**meta, "stage": stage, "step": step + 1, "loss_ema": loss_ema})
-                rundir.log({"stage": stage, "step": step + 1, "loss": value, "loss_ema": loss_ema, "lr": lr_at(step, train)})
+                rundir.log({"stage": stage, "step": step + 1, "loss": value, "loss_ema": loss_ema, "lr": lr_at(step, train, spec)})
     return float(loss_ema)
 
 

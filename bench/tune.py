@@ -246,7 +246,7 @@ def tune_one(model, task: Task, clean, level: float, seed: int, options: dict, s
 
 
 def adaptive_entries(entries: list[Entry]) -> list[Entry]:
-    return [e for e in entries if model_cfg(e.model).adaptive]
+    return [e for e in entries if model_cfg(e.arch).adaptive]
 
 
 def tune_entry(profile: Profile, entry: Entry, model, images, settings: TuneSettings) -> list[dict]:

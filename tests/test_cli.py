@@ -21,6 +21,7 @@ def test_list_shows_entries_and_counts():
         (["reproduce", "--tasks", "denoize"], "did you mean 'denoise'"),
         (["reproduce", "--models", "hyperess"], "did you mean 'hyperres'"),
         (["train", "--profile", "quick", "--data-root", "/nonexistent/data"], "does not exist"),
+        (["train", "--profile", "quick", "--data-root", "/nonexistent/[/x] [bold]"], "/nonexistent/[/x] [bold]"),  # not rich markup
     ],
 )
 def test_bad_input_gives_one_clear_message(args, message, tmp_path):

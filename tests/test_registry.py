@@ -1,7 +1,7 @@
 import pytest
 
 from bench.errors import HyperbenchError
-from bench.registry import count_params, create_model, list_models, model_cfg
+from bench.registry import count_params, create_model, list_models, model_cfg, param_count
 
 
 def test_wildcards_and_filters():
@@ -40,3 +40,9 @@ def test_created_model_knows_its_cfg_and_kwargs():
     model = create_model("hyperres", meta_blocks=1, width=8)
     assert model.cfg.name == "hyperres" and model.build_kwargs == {"meta_blocks": 1, "width": 8}
     assert count_params(model) > 0
+
+
+@pytest.mark.parametrize("name", ["hyperres", "perlevel", "adafm", "cfsnet", "cresmd", "hinet", "ffdnet", "noisenet"])
+def test_meta_device_count_equals_a_built_model(name):
+    kwargs = model_cfg(name).test_kwargs
+    assert param_count(name, **kwargs) == count_params(create_model(name, **kwargs))

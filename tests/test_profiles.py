@@ -1,0 +1,94 @@
+"""Profiles that extend others, and evaluation caching per entry (a new entry is the only one evaluated)."""
+
+import pandas as pd
+import pytest
+
+from bench import evaluate as ev
+from bench.errors import HyperbenchError
+from bench.pipeline import Paths, evaluate_task, train_all
+from bench.profiles import expand, load_profile
+
+
+def _write(path, text):
+    path.write_text(text)
+    return path
+
+
+def test_extends_adds_models_and_keeps_the_base_runs(tmp_path):
+    child = _write(tmp_path / "child.yaml", """
+name: child
+extends: smoke
+conventions: ["one more convention"]
+models:
+  hyperres-wide: {model: hyperres, meta_blocks: 1, width: 12}
+tasks:
+  sr: {eval_levels: [2, 4]}
+""")
+    base, prof = load_profile("smoke"), load_profile(str(child))
+    assert prof.name == "child" and list(prof.models)[: len(base.models)] == list(base.models)
+    assert prof.models["hyperres-wide"]["width"] == 12 and prof.train == base.train and prof.tune == base.tune
+    assert prof.conventions == base.conventions + ["one more convention"]
+    assert prof.task_cfg("sr")["eval_levels"] == [2, 4] and prof.task_cfg("sr")["train_levels"] == base.task_cfg("sr")["train_levels"]
+    ids = {(e.model, e.task): [r.run_id for r in e.runs] for e in expand(prof)}
+    assert all(ids[(e.model, e.task)] == [r.run_id for r in e.runs] for e in expand(base))  # the base's runs are reused
+    wide = next(e for e in expand(prof, ["sr"], ["hyperres-wide"]))
+    assert wide.arch == "hyperres" and wide.runs[0].run_id not in ids[("hyperres", "sr")]
+
+
+def test_extends_cycle_and_missing_base_fail_clearly(tmp_path):
+    _write(tmp_path / "a.yaml", f"name: a\nextends: {tmp_path / 'b.yaml'}\n")
+    _write(tmp_path / "b.yaml", f"name: b\nextends: {tmp_path / 'a.yaml'}\n")
+    with pytest.raises(HyperbenchError, match="extends"):
+        load_profile(str(tmp_path / "a.yaml"))
+    _write(tmp_path / "c.yaml", "name: c\nextends: no-such-profile\n")
+    with pytest.raises(HyperbenchError, match="missing"):
+        load_profile(str(tmp_path / "c.yaml"))
+
+
+def test_quick_zoo_extends_quick_with_every_zoo_entry():
+    quick, zoo = load_profile("quick"), load_profile("quick-zoo")
+    assert set(quick.models) < set(zoo.models)
+    assert {"adafm", "cfsnet", "dni", "cresmd", "hinet", "ffdnet"} <= {zoo.models[m].get("model", m) for m in zoo.models}
+    assert zoo.task_cfg("denoise") == quick.task_cfg("denoise") and zoo.train == quick.train
+
+
+def test_a_new_entry_is_the_only_one_evaluated(tmp_path):
+    profile = load_profile("smoke")
+    profile.tasks = {"sr": {**profile.task_cfg("sr"), "eval_levels": [2.0, 3.0]}}
+    profile.train = {**profile.train, "steps": 2}
+    paths = Paths(runs=tmp_path / "runs", results=tmp_path / "results", tables=tmp_path / "tables")
+    entries = expand(profile, ["sr"], ["hyperres", "dni"])
+    train_all(entries, paths, log=lambda *a: None)
+    first = evaluate_task(profile, "sr", entries[:1], paths, log=lambda *a: None)
+    assert set(first.model) == {"hyperres", ev.INPUT}
+    lines = []
+    both = evaluate_task(profile, "sr", entries, paths, log=lines.append)
+    assert any("1 of 2 entries" in line for line in lines), lines
+    again = []
+    cached = evaluate_task(profile, "sr", entries, paths, log=again.append)
+    assert any("already done" in line for line in again)
+    key = ["model", "image", "level"]
+    pd.testing.assert_frame_equal(both.sort_values(key).reset_index(drop=True), cached.sort_values(key).reset_index(drop=True))
+    old = first[first.model == "hyperres"].sort_values(key).reset_index(drop=True)
+    pd.testing.assert_frame_equal(old, both[both.model == "hyperres"].sort_values(key).reset_index(drop=True))
+
+
+def test_official_per_task_kwargs_and_revisions_enter_run_configs():
+    profile = load_profile("smoke")
+    residual = {e.task: e.model_kwargs.get("residual", True) for e in expand(profile, models=["cfsnet"])}
+    assert residual == {"denoise": True, "dejpeg": False, "sr": False}  # CFSNet predicts the noise for denoising only
+    profile.models["cfsnet"] = {**profile.models["cfsnet"], "residual": True}  # a profile's own setting wins
+    assert all(e.model_kwargs["residual"] for e in expand(profile, models=["cfsnet"]))
+    configs = {e.model: e.runs[0].config for e in expand(profile, ["denoise"], ["hinet", "hyperres"])}
+    assert configs["hinet"]["revision"] == 1 and "revision" not in configs["hyperres"]
+
+
+def test_cosine_schedule_of_an_official_recipe():
+    from bench.train import lr_at
+
+    train = {"lr": 2e-4, "steps": 100, "lr_milestones": [50]}
+    spec = {"schedule": "cosine", "eta_min": 1e-7}
+    lrs = [lr_at(s, train, spec) for s in range(101)]
+    assert lrs[0] == pytest.approx(2e-4) and lrs[100] == pytest.approx(1e-7) and lrs[50] == pytest.approx((2e-4 + 1e-7) / 2)
+    assert all(a >= b for a, b in zip(lrs, lrs[1:]))
+    assert lr_at(60, train) == pytest.approx(2e-5)  # without a spec: the profile's step schedule
