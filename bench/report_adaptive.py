@@ -18,7 +18,8 @@ from bench.tasks import get_task
 
 FIGURES = {"dejpeg": "fig2_dejpeg", "denoise": "fig3_denoise", "sr": "fig4_sr"}  # the paper's order
 REFERENCE = "perlevel"
-CONTROL_NOTE = "control: linear between the two trained endpoint levels (HyperRes: the level itself)"
+CONTROL_NOTE = ("control: linear between the two trained endpoint levels (HyperRes: the level itself); "
+                "oracle control: tuning.md, fig_oracle_vs_linear_control")
 
 
 def _params(entry: Entry) -> int:

@@ -163,7 +163,8 @@ def test_tune_step_writes_fig5_and_tables(smoke_denoise):
     written = tune_profile(profile, paths, ["denoise"], ["hyperres"], log=logs.append, settings=settings)
     names = {p.name for p in written}
     assert {"fig5_optimal_input_level.png", "fig5_optimal_input_level.pdf", "optimal_input_level.md", "optimal_input_level.csv",
-            "blind_denoise.md", "noise_estimator_accuracy.md", "tuning.md"} <= names
+            "blind_denoise.md", "noise_estimator_accuracy.md", "tuning.md", "fig_oracle_vs_linear_control.png"} <= names
+    assert "'oracle' = the control that maximises" in (paths.tables_dir("smoke") / "optimal_input_level.md").read_text()
     table = pd.read_csv(paths.tables_dir("smoke") / "optimal_input_level.csv")
     assert list(table.level.astype(str)) == ["25", "50", "all"]
     assert (table.forwards_mean <= 41 / 4).all() and (table.psnr_best >= table.psnr_reference - 1e-9).all()
