@@ -24,6 +24,12 @@ ResultsOpt = typer.Option(Path("results"), "--results-dir", help="where tidy res
 TablesOpt = typer.Option(Path("paper_tables/generated"), "--tables-dir", help="where tables and figures go")
 
 
+def log(message) -> None:
+    """Progress messages of the pipeline: plain text (paths and level lists are not rich markup), long
+    lines kept whole so a path can be copied."""
+    console.print(message, markup=False, soft_wrap=True)
+
+
 def _split(value: str | None):
     return [v.strip() for v in value.split(",") if v.strip()] if value else None
 
@@ -71,7 +77,7 @@ def train(profile: str = ProfileOpt, tasks: str = TasksOpt, models: str = Models
 
     deterministic()
     prof = load_profile(profile)
-    train_all(expand(prof, _split(tasks), _split(models)), _paths(runs_dir, results_dir, tables_dir), data_root, console.print)
+    train_all(expand(prof, _split(tasks), _split(models)), _paths(runs_dir, results_dir, tables_dir), data_root, log)
 
 
 @app.command("eval")
@@ -88,7 +94,7 @@ def eval_cmd(profile: str = ProfileOpt, tasks: str = TasksOpt, models: str = Mod
     entries = expand(prof, _split(tasks), _split(models))
     for task in dict.fromkeys(e.task for e in entries):
         task_entries = [e for e in entries if e.task == task]
-        frame = evaluate_task(prof, task, task_entries, paths, data_root, console.print)
+        frame = evaluate_task(prof, task, task_entries, paths, data_root, log)
         write_rows(paths.results_file(prof.name), tidy_rows(prof, task, task_entries, frame))
     console.print(f"results: {paths.results_file(prof.name)}")
 
@@ -114,7 +120,7 @@ def reproduce(profile: str = ProfileOpt, tasks: str = TasksOpt, models: str = Mo
     prof = load_profile(profile)
     grid = GridOptions.from_settings(prof.grid, executor=executor, partition=partition, gpus_per_job=gpus_per_job, cpus_per_job=cpus_per_job,
                                      mem_gb=mem_gb, time_min=time_min, array_parallelism=array_parallelism, wait=wait)
-    out = run(prof, _paths(runs_dir, results_dir, tables_dir), _split(tasks), _split(models), data_root, console.print, grid=grid)
+    out = run(prof, _paths(runs_dir, results_dir, tables_dir), _split(tasks), _split(models), data_root, log, grid=grid)
     console.print(f"\n[bold]done in {out['wall_s']:.0f} s[/bold] (profile {prof.name})")
     if out["missing"]:
         console.print(f"  [bold yellow]{len(out['missing'])} runs not finished (missing from the tables):[/bold yellow]")
@@ -209,7 +215,7 @@ def data_prepare(name: str = typer.Argument(..., help="dataset name (see `hyperb
     """Download (resumable) or import a dataset, check every file's sha256 and install it as <root>/NAME/."""
     from bench.download import prepare
 
-    report = prepare(name, _data_root_for_writing(data_root), from_, keep_archive, log=console.print)
+    report = prepare(name, _data_root_for_writing(data_root), from_, keep_archive, log=log)
     _print_reports([report])
     raise typer.Exit(0 if report.ok else 1)
 
@@ -254,7 +260,7 @@ def demo(model: str = typer.Option(None, "--model", help="show only this registe
         return
     server = demo_server.build_demo(runs_dir, model=model, run=run, checkpoint=checkpoint, task=task,
                                     kwargs=demo_server.parse_kwargs(kwargs), image=image)
-    demo_server.serve_forever(server, port, log=console.print)
+    demo_server.serve_forever(server, port, log=log)
 
 
 @app.command()
@@ -274,9 +280,9 @@ def tune(profile: str = ProfileOpt, tasks: str = TasksOpt, models: str = ModelsO
     paths = _paths(runs_dir, results_dir, tables_dir)
     if benchmark:
         task, model = (_split(tasks) or ["denoise"])[0], (_split(models) or ["hyperres"])[0]
-        run_benchmark(prof, paths, task, model, images, data_root, console.print, grid)
+        run_benchmark(prof, paths, task, model, images, data_root, log, grid)
         return
-    for path in tune_profile(prof, paths, _split(tasks), _split(models), data_root, console.print, tune_settings(prof)):
+    for path in tune_profile(prof, paths, _split(tasks), _split(models), data_root, log, tune_settings(prof)):
         console.print(f"  {path}")
 
 
@@ -313,7 +319,7 @@ def perf(device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N
     """Time the joint training step (per-level loop vs batched), the level sweep and the forward throughput on this machine."""
     from bench.perf import run_perf
 
-    run_perf(device, threads, repeats, levels, blocks, width, batch, crop, sweep_levels, sweep_size, log=lambda m: console.print(m, markup=False, soft_wrap=True))
+    run_perf(device, threads, repeats, levels, blocks, width, batch, crop, sweep_levels, sweep_size, log=log)
 
 
 def main():
