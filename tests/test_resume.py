@@ -52,8 +52,10 @@ def _kill_after_first_checkpoint(folder):
     deadline = time.time() + 240
     try:
         while time.time() < deadline and proc.poll() is None:
-            states = list((folder / "runs").glob("*/train_state.safetensors")) if (folder / "runs").exists() else []
-            if states:
+            # the log line is written right after the checkpoint: waiting for it (not just the state file)
+            # means the killed run has a logged checkpoint to resume from
+            logs = list((folder / "runs").glob("*/log.jsonl")) if (folder / "runs").exists() else []
+            if any(log.stat().st_size > 0 for log in logs):
                 os.kill(proc.pid, signal.SIGKILL)
                 break
             time.sleep(0.01)
