@@ -6,6 +6,17 @@ from pathlib import Path
 from bench.checkpoint import atomic_write_bytes
 
 
+def pyplot():
+    """matplotlib.pyplot on the file-only Agg backend (reports run on machines without a display);
+    imported on first use so that commands without figures do not pay for matplotlib."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def save_figure(fig, base: Path) -> list[Path]:
     """Write `fig` as base.png and base.pdf (atomic), close it, return the paths."""
     import matplotlib.pyplot as plt

@@ -22,6 +22,7 @@ from bench.tasks import get_task
 PROFILE_DIR = Path(__file__).parent / "profiles"
 TRAIN_KEYS = {"steps", "batch", "crop", "lr", "lr_milestones", "lr_gamma", "checkpoint_every"}
 TASK_KEYS = {"train_dataset", "eval_dataset", "train_levels", "bank_levels", "eval_levels", "options"}
+MERGED_SECTIONS = ("train", "models", "tune", "gpu", "grid")  # `extends:`: the child's keys override the base's, key by key
 RUN_FORMAT = 1  # bump when a change in training code changes what a run config means
 
 
@@ -134,10 +135,11 @@ def _read_yaml(path: Path, seen: tuple = ()) -> dict:
     if not base_path.is_file() or base_path.resolve() in seen:
         _fail(path, f"extends {base_path}, which is missing or extends this profile again", "name an existing profile that does not extend this one")
     base = _read_yaml(base_path, seen + (path.resolve(),))
-    merged = {**base, **{k: v for k, v in raw.items() if k not in ("train", "models", "tasks", "tune", "gpu", "grid", "conventions")}}
-    for key in ("train", "models", "tune", "gpu", "grid"):
+    merged = {**base, **raw}  # scalars (name, description, seed) from the child
+    for key in MERGED_SECTIONS:
         merged[key] = {**(base.get(key) or {}), **(raw.get(key) or {})}
-    merged["tasks"] = {t: {**(base.get("tasks") or {}).get(t, {}), **cfg} for t, cfg in {**(base.get("tasks") or {}), **(raw.get("tasks") or {})}.items()}
+    base_tasks, own_tasks = base.get("tasks") or {}, raw.get("tasks") or {}
+    merged["tasks"] = {t: {**base_tasks.get(t, {}), **own_tasks.get(t, {})} for t in {**base_tasks, **own_tasks}}
     merged["conventions"] = list(base.get("conventions") or []) + list(raw.get("conventions") or [])
     return merged
 
@@ -185,6 +187,7 @@ def expand(profile: Profile, tasks=None, models=None) -> list[Entry]:
 
 def _run(profile: Profile, model: str, kwargs: dict, task: str, levels, protocol: str) -> Run:
     tcfg = profile.tasks[task]
+    revision = model_cfg(model).revision
     return Run({
         "format": RUN_FORMAT,
         "model": model,
@@ -197,5 +200,5 @@ def _run(profile: Profile, model: str, kwargs: dict, task: str, levels, protocol
         "options": tcfg["options"],
         "seed": profile.seed,
         **({"gpu": profile.gpu} if profile.gpu else {}),  # only when a flag is on: run ids of profiles without it stay the same
-        **({"revision": model_cfg(model).revision} if model_cfg(model).revision else {}),
+        **({"revision": revision} if revision else {}),  # only when bumped: other entries keep their run ids
     })

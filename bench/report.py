@@ -12,7 +12,7 @@ from tabulate import tabulate
 
 from bench.checkpoint import atomic_write_text
 from bench.evaluate import INPUT
-from bench.figures import save_figure
+from bench.figures import pyplot, save_figure
 from bench.profiles import Entry, Profile, model_arch, model_kwargs
 from bench.registry import list_models, model_cfg, param_count
 from bench.results import read_results
@@ -179,10 +179,7 @@ def param_table(profile: Profile | None = None) -> pd.DataFrame:
 
 
 def _figure(profile: Profile, task_name: str, results: pd.DataFrame, out_base: Path) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     task, tcfg = get_task(task_name), profile.task_cfg(task_name)
     ours = results[(results.task == task_name) & (results.profile == profile.name) & (results.metric == "psnr")]

@@ -11,7 +11,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from bench.checkpoint import atomic_write_text
-from bench.figures import save_figure
+from bench.figures import pyplot, save_figure
 from bench.profiles import Entry, Profile
 from bench.registry import model_cfg, param_count
 from bench.tasks import get_task
@@ -32,10 +32,7 @@ def _psnr(results: pd.DataFrame, profile: Profile, task: str) -> pd.DataFrame:
 
 
 def adaptive_figure(profile: Profile, task_name: str, results: pd.DataFrame, entries: list[Entry], out_dir: Path) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     task, tcfg = get_task(task_name), profile.task_cfg(task_name)
     table = _psnr(results, profile, task_name)

@@ -11,7 +11,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from bench.checkpoint import atomic_write_text
-from bench.figures import save_figure
+from bench.figures import pyplot, save_figure
 from bench.tasks import get_task
 
 FILES = {"fig": "fig5_optimal_input_level", "deviation": "optimal_input_level", "blind": "blind_denoise",
@@ -63,10 +63,7 @@ def deviation_table(optimal: pd.DataFrame) -> pd.DataFrame:
 def fig5(optimal: pd.DataFrame, out_base) -> list:
     """One panel per (task, model): bars = mean best control (error bar: std over images), dots = images,
     black ticks = the control the evaluation uses for the true level, grey = the search bracket."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     groups = list(optimal.groupby(["task", "model"], sort=False))
     cols = min(3, len(groups))
@@ -100,10 +97,7 @@ def fig5(optimal: pd.DataFrame, out_base) -> list:
 def oracle_figure(optimal: pd.DataFrame, out_base) -> list:
     """Per task: mean PSNR over the tuned images at each true level with the linear control (solid) and the
     oracle control (dashed), one colour per model: what the level-to-control mapping leaves on the table."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     tasks = list(dict.fromkeys(optimal.task))
     fig, axes = plt.subplots(1, len(tasks), figsize=(4.8 * len(tasks), 3.8), squeeze=False)
