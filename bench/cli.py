@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from bench.allocator import keep_freed_memory
 from bench.errors import HyperbenchError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Reproduce HyperRes (arXiv 2206.05970) and its baselines.")
@@ -323,6 +324,7 @@ def perf(device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N
 
 
 def main():
+    keep_freed_memory()  # whole-image forwards otherwise page-fault every feature map in again (bench/allocator.py)
     try:
         app(standalone_mode=True)
     except HyperbenchError as exc:

@@ -8,6 +8,7 @@ from functools import partial
 import numpy as np
 import torch
 
+from bench.allocator import keep_freed_memory
 from bench.degradations import seeded_rng
 from bench.images import modcrop, to_tensor, to_uint8
 from bench.input_cache import InputCache
@@ -66,6 +67,7 @@ def evaluate(task, models: dict, images, levels, seed: int, options: dict, label
     """Per-image rows: model, image, level, input_level, psnr, ssim, input_sha256 (degraded input
     included). With `input_cache` (a folder) the degraded inputs are stored once and read back later.
     Models run on `device` (default CPU); the metrics are computed on the CPU."""
+    keep_freed_memory()  # whole-image feature maps reuse freed memory instead of page-faulting it in again
     spec = task.metric
     inputs = InputCache(input_cache, dataset or label, task, images, seed, options)
     if device is not None:

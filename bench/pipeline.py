@@ -186,6 +186,15 @@ def tidy_rows(profile: Profile, task_name: str, entries: list[Entry], per_image:
     return rows
 
 
+def stages(profile: Profile, entries: list[Entry], grid=None) -> list[list[Entry]]:
+    """The entries in the order reproduce finishes them: the profile's `first:` entries, whose tables are written
+    as soon as they are done, then all. Grid jobs are submitted in one go (a cluster runs them side by side)."""
+    first = [e for e in entries if e.model in profile.first]
+    if not first or len(first) == len(entries) or (grid is not None and grid.executor != "none"):
+        return [entries]
+    return [first, entries]
+
+
 def reproduce(profile: Profile, paths: Paths, tasks=None, models=None, data_root=None, log=print, grid=None) -> dict:
     """Train what is missing (here, or as grid jobs), evaluate, store tidy results and write the tables. Returns output
     paths and the runs still unfinished: entries with an unfinished run are reported as missing, the rest are gathered."""
@@ -196,17 +205,24 @@ def reproduce(profile: Profile, paths: Paths, tasks=None, models=None, data_root
     t0 = time.time()
     entries = expand(profile, tasks, models)
     tuning = tune_settings(profile) if profile.tune else None  # a bad tune section fails before any training
-    unfinished = train_all(entries, paths, data_root, log, grid)
-    pending = {run.run_id for run in unfinished}
-    finished = [e for e in entries if not any(run.run_id in pending for run in e.runs)]
-    if pending:
-        log(f"{len(pending)} runs not finished: {len(entries) - len(finished)} entries reported as missing; "
-            "run the same command again to gather them once their jobs are done")
-    for task_name in dict.fromkeys(e.task for e in finished):
-        task_entries = [e for e in finished if e.task == task_name]
-        per_image = evaluate_task(profile, task_name, task_entries, paths, data_root, log)
-        write_rows(paths.results_file(profile.name), tidy_rows(profile, task_name, task_entries, per_image))
-    written = write_reports(profile, paths, entries)
+    steps = stages(profile, entries, grid)
+    for n, stage in enumerate(steps, 1):
+        names = ", ".join(dict.fromkeys(e.model for e in stage))
+        if len(steps) > 1:
+            log(f"stage {n}/{len(steps)}: {names}")
+        unfinished = train_all(stage, paths, data_root, log, grid)
+        pending = {run.run_id for run in unfinished}
+        finished = [e for e in stage if not any(run.run_id in pending for run in e.runs)]
+        if pending:
+            log(f"{len(pending)} runs not finished: {len(stage) - len(finished)} entries reported as missing; "
+                "run the same command again to gather them once their jobs are done")
+        for task_name in dict.fromkeys(e.task for e in finished):
+            task_entries = [e for e in finished if e.task == task_name]
+            per_image = evaluate_task(profile, task_name, task_entries, paths, data_root, log)
+            write_rows(paths.results_file(profile.name), tidy_rows(profile, task_name, task_entries, per_image))
+        written = write_reports(profile, paths, stage)
+        if n < len(steps):
+            log(f"tables of {names} written after {time.time() - t0:.0f} s: {paths.tables_dir(profile.name)}")
     if tuning is not None and pending:
         log("input-level tuning waits until every run is finished")
     elif tuning is not None:  # optimal input level (Fig 5), blind denoising, noise estimator accuracy

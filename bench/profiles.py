@@ -77,6 +77,7 @@ class Profile:
     tune: dict = field(default_factory=dict)  # optional `tune:` section, validated by bench.tune.tune_settings
     gpu: dict = field(default_factory=dict)  # optional `gpu:` flags that are on (bf16, channels_last, compile): part of every run config
     grid: dict = field(default_factory=dict)  # optional `grid:` cluster settings (bench.grid), not part of run configs
+    first: list[str] = field(default_factory=list)  # optional `first:` entries reproduce finishes (tables included) before the rest
 
     def task_cfg(self, task: str) -> dict:
         return self.tasks[task]
@@ -110,11 +111,16 @@ def load_profile(name_or_path: str) -> Profile:
         for key in ("train_levels", "bank_levels", "eval_levels"):
             tcfg[key] = [task.check_level(v) for v in tcfg.get(key, [])]
         tcfg["options"] = task.options(tcfg.get("options"))
+    first = list(raw.get("first") or [])
+    for name in first:
+        if name not in raw["models"]:
+            _fail(path, f"first: names {name!r}, which is not one of its models", did_you_mean(str(name), raw["models"]))
     return Profile(
         name=str(raw["name"]), description=str(raw.get("description", "")), seed=int(raw["seed"]),
         train=dict(raw["train"]), models=dict(raw["models"]), tasks=dict(raw["tasks"]),
         conventions=list(raw.get("conventions", [])), source=path, tune=dict(raw.get("tune") or {}),
         gpu=check_gpu_flags(raw.get("gpu") or {}, f"profile {path}"), grid=grid_settings(raw.get("grid") or {}, f"profile {path}"),
+        first=first,
     )
 
 

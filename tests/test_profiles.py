@@ -1,11 +1,11 @@
-"""Profiles that extend others, and evaluation caching per entry (a new entry is the only one evaluated)."""
+"""Profiles that extend others, staged reproduction (`first:`), and evaluation caching per entry (a new entry is the only one evaluated)."""
 
 import pandas as pd
 import pytest
 
 from bench import evaluate as ev
 from bench.errors import HyperbenchError
-from bench.pipeline import Paths, evaluate_task, train_all
+from bench.pipeline import Paths, evaluate_task, reproduce, stages, train_all
 from bench.profiles import expand, load_profile
 
 
@@ -45,11 +45,36 @@ def test_extends_cycle_and_missing_base_fail_clearly(tmp_path):
         load_profile(str(tmp_path / "c.yaml"))
 
 
-def test_quick_zoo_extends_quick_with_every_zoo_entry():
-    quick, zoo = load_profile("quick"), load_profile("quick-zoo")
-    assert set(quick.models) < set(zoo.models)
-    assert {"adafm", "cfsnet", "dni", "cresmd", "hinet", "ffdnet"} <= {zoo.models[m].get("model", m) for m in zoo.models}
-    assert zoo.task_cfg("denoise") == quick.task_cfg("denoise") and zoo.train == quick.train
+def test_quick_has_every_zoo_entry_after_hyperres_and_the_per_level_networks():
+    quick = load_profile("quick")
+    assert quick.first == ["hyperres", "perlevel"]
+    assert {"adafm", "cfsnet", "dni", "cresmd", "hinet", "ffdnet"} <= {quick.models[m].get("model", m) for m in quick.models}
+    assert quick.models["hyperres-1block"] == {"model": "hyperres", "meta_blocks": 1, "width": 32}  # the size of Figs 2-4
+    first, everything = stages(quick, expand(quick))
+    assert {e.model for e in first} == {"hyperres", "perlevel"} and len(everything) == len(expand(quick))
+
+
+def test_first_entries_have_their_tables_before_the_rest_trains(tmp_path):
+    profile = load_profile("smoke")
+    profile.tasks = {"sr": {**profile.task_cfg("sr"), "eval_levels": [2.0, 3.0]}}
+    profile.train, profile.tune, profile.first = {**profile.train, "steps": 2}, {}, ["hyperres"]
+    profile.models = {m: profile.models[m] for m in ("hyperres", "dni")}
+    paths = Paths(runs=tmp_path / "runs", results=tmp_path / "results", tables=tmp_path / "tables")
+    table = paths.tables_dir(profile.name) / "table3_sr.csv"
+    seen = {}
+
+    def log(line):
+        if "train dni" in line:  # the zoo starts: the first entries' table is already there, without it
+            seen["models"] = set(pd.read_csv(table).model)
+    reproduce(profile, paths, log=log)
+    assert "hyperres" in seen["models"] and "dni" not in seen["models"]
+    assert {"hyperres", "dni"} <= set(pd.read_csv(table).model)
+
+
+def test_first_must_name_models_of_the_profile(tmp_path):
+    bad = _write(tmp_path / "bad.yaml", "name: bad\nextends: smoke\nfirst: [hyperess]\n")
+    with pytest.raises(HyperbenchError, match="did you mean 'hyperres'"):
+        load_profile(str(bad))
 
 
 def test_a_new_entry_is_the_only_one_evaluated(tmp_path):
