@@ -116,8 +116,9 @@ def train_all(entries: list[Entry], paths: Paths, data_root=None, log=print, gri
         from bench.grid import train_on_grid
 
         return train_on_grid(todo, paths.runs, paths.grid_dir(), grid, data_root, log)
+    names = {run.run_id: entry.model for entry in entries for run in entry.runs}  # the table name (hyperres-1block), not the architecture
     for i, run in enumerate(todo, 1):
-        log(f"[{i}/{len(todo)}] train {run.model} {run.task} levels {run.levels} -> {paths.runs / run.run_id}")
+        log(f"[{i}/{len(todo)}] train {names[run.run_id]} {run.task} levels {run.levels} -> {paths.runs / run.run_id}")
         train_run(RunDir(paths.runs, run), data_root)
     return []
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import math
+import textwrap
 from pathlib import Path
 
 import pandas as pd
@@ -52,7 +53,8 @@ def adaptive_figure(profile: Profile, task_name: str, results: pd.DataFrame, ent
     top.set_ylabel("PSNR [dB]")
     bottom.set_ylabel("PSNR − per-level [dB]")
     bottom.set_xlabel(task.unit)
-    top.set_title(f"{task.title}, {tcfg['eval_dataset']} — profile {profile.name}\n{CONTROL_NOTE}", fontsize=8)
+    note = textwrap.fill(CONTROL_NOTE, 100)  # one line would run past the figure's edges
+    top.set_title(f"{task.title}, {tcfg['eval_dataset']} — profile {profile.name}\n{note}", fontsize=8)
     top.legend(fontsize=7)
     top.grid(alpha=0.3)
     bottom.grid(alpha=0.3)
