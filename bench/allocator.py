@@ -11,7 +11,6 @@ Numbers are unchanged (allocation only); the cost is a resident size that stays 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 from functools import cache
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt parameters from glibc's malloc.h
@@ -21,11 +20,9 @@ KEEP_BYTES = 1 << 30  # allocations up to this size come from (and return to) th
 @cache
 def keep_freed_memory() -> bool:
     """Raise glibc's mmap and trim thresholds once per process; False where the C library is not glibc."""
-    name = ctypes.util.find_library("c")
     try:
-        libc = ctypes.CDLL(name)
-        mallopt = libc.mallopt
-    except (OSError, AttributeError, TypeError):  # musl, macOS, Windows: no mallopt, nothing to do
+        mallopt = ctypes.CDLL(None).mallopt  # the C library this process already runs on; no library search at start-up
+    except (OSError, AttributeError, TypeError):  # macOS, Windows: no mallopt (musl has one that returns 0)
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     return bool(mallopt(M_MMAP_THRESHOLD, KEEP_BYTES)) and bool(mallopt(M_TRIM_THRESHOLD, KEEP_BYTES))
