@@ -16,10 +16,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from baselines.control import EndpointControl, fixed_level_l1, freeze_all_but, placed, train_stages
-from bench.layers import Head, Tail, as_level_tensor, check_input, conv3x3, kaiming_scaled_init
-from bench.registry import register_model
-from bench.train import register_protocol
+from baselines.training import fixed_level_l1, freeze_all_but, placed, train_stages
+from bench.models.control import EndpointControl
+from bench.models.layers import Head, Tail, as_level_tensor, check_input, conv3x3, kaiming_scaled_init
+from bench.models.registry import register_model
+from bench.training.protocols import register_protocol
 
 DEFAULT_ENDPOINTS = (15.0, 75.0)  # official denoising start/end levels (noise15to75); protocols overwrite them
 

@@ -17,10 +17,11 @@ by the "cfsnet" protocol; default (25, 50), the official denoising steps (sigma 
 import torch
 from torch import nn
 
-from baselines.control import EndpointControl, fixed_level_l1, freeze_all_but, placed, train_stages
-from bench.layers import ResBlock, as_level_tensor, check_input, conv3x3, kaiming_scaled_init
-from bench.registry import register_model
-from bench.train import register_protocol
+from baselines.training import fixed_level_l1, freeze_all_but, placed, train_stages
+from bench.models.control import EndpointControl
+from bench.models.layers import ResBlock, as_level_tensor, check_input, conv3x3, kaiming_scaled_init
+from bench.models.registry import register_model
+from bench.training.protocols import register_protocol
 
 DEFAULT_ENDPOINTS = (25.0, 50.0)
 CONTROL_FEATURES = 512  # length of the control vector alpha * ones(512) (official)

@@ -17,12 +17,14 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from baselines.control import EndpointControl, per_patch_batch, placed, uniform_levels
-from bench.errors import HyperbenchError
-from bench.layers import as_level_tensor, check_input, conv3x3, kaiming_scaled_init
-from bench.registry import register_model
-from bench.tasks import get_task
-from bench.train import optimise, register_protocol
+from baselines.training import per_patch_batch, placed, uniform_levels
+from bench.common.errors import HyperbenchError
+from bench.models.control import EndpointControl
+from bench.models.layers import as_level_tensor, check_input, conv3x3, kaiming_scaled_init
+from bench.models.registry import register_model
+from bench.tasks.task import get_task
+from bench.training.loop import optimise
+from bench.training.protocols import register_protocol
 
 DEFAULT_ENDPOINTS = (0.0, 50.0)
 

@@ -12,11 +12,12 @@ Level -> alpha: A is trained at the start level and B at the end level, so alpha
 import torch
 from torch.func import functional_call
 
-from baselines.control import EndpointControl, fixed_level_l1, freeze_all_but, placed, train_stages
 from baselines.plain import PlainResNet
-from bench.layers import as_level_tensor, check_input
-from bench.registry import register_model
-from bench.train import register_protocol
+from baselines.training import fixed_level_l1, freeze_all_but, placed, train_stages
+from bench.models.control import EndpointControl
+from bench.models.layers import as_level_tensor, check_input
+from bench.models.registry import register_model
+from bench.training.protocols import register_protocol
 
 DEFAULT_ENDPOINTS = (15.0, 75.0)
 

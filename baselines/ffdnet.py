@@ -23,12 +23,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from baselines.control import per_patch_batch, placed, uniform_levels
-from bench.errors import HyperbenchError
-from bench.layers import as_level_tensor
-from bench.registry import register_model
-from bench.tasks import get_task
-from bench.train import optimise, register_protocol
+from baselines.training import per_patch_batch, placed, uniform_levels
+from bench.common.errors import HyperbenchError
+from bench.models.layers import as_level_tensor
+from bench.models.registry import register_model
+from bench.tasks.task import get_task
+from bench.training.loop import optimise
+from bench.training.protocols import register_protocol
 
 OFFICIAL_SIZES = {3: (96, 12), 1: (64, 15)}  # in_channels -> (width, convs)
 TRAINED_RANGE = (0.0, 75.0)

@@ -22,12 +22,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from baselines.control import per_patch_batch, placed
 from baselines.plain import PerLevelBank
-from bench.layers import as_level_tensor, check_input, conv3x3
-from bench.registry import register_model
-from bench.tasks import get_task
-from bench.train import optimise, register_protocol
+from baselines.training import per_patch_batch, placed
+from bench.models.layers import as_level_tensor, check_input, conv3x3
+from bench.models.registry import register_model
+from bench.tasks.task import get_task
+from bench.training.loop import optimise
+from bench.training.protocols import register_protocol
 
 DEPTH = 5
 SLOPE = 0.2

@@ -6,11 +6,11 @@ training level; `model(x, level)` runs the network trained for that level (the n
 level when asked for another one, which the evaluation records as the input level).
 """
 
-import torch
 from torch import nn
 
-from bench.layers import Head, ResBlock, Tail, check_input, kaiming_scaled_init
-from bench.registry import register_model
+from bench.models.bank import PerLevelBank
+from bench.models.layers import Head, ResBlock, Tail, check_input, kaiming_scaled_init
+from bench.models.registry import register_model
 
 _ORIGIN = dict(
     paper="Aharon & Ben-Artzi, HyperRes (arXiv 2206.05970), Tables 1-3 baseline; same as the AdaFM basic model (He et al., CVPR 2019)",
@@ -34,38 +34,6 @@ class PlainResNet(nn.Module):
         check_input(x, self.in_channels, "plain network")
         skip = self.head(x)
         return self.tail(self.blocks(skip), skip)
-
-
-def level_key(level: float) -> str:
-    return f"{float(level):g}"
-
-
-class PerLevelBank(nn.Module):
-    """One independent network per level; `model(x, level)` dispatches to the nearest trained level."""
-
-    def __init__(self, levels, make_member):
-        super().__init__()
-        if not levels:
-            raise ValueError("a per-level bank needs at least one level")
-        self.levels = sorted(float(v) for v in levels)
-        self.members = nn.ModuleDict({level_key(v): make_member() for v in self.levels})
-        self.in_channels = next(iter(self.members.values())).in_channels
-
-    def nearest_level(self, level: float) -> float:
-        return min(self.levels, key=lambda v: (abs(v - float(level)), v))
-
-    def member(self, level: float) -> nn.Module:
-        return self.members[level_key(self.nearest_level(level))]
-
-    def forward(self, x, level):
-        levels = torch.as_tensor(level, dtype=torch.float32).flatten()
-        if levels.numel() == 1:
-            return self.member(float(levels[0]))(x)
-        out = torch.empty_like(x)
-        for v in torch.unique(levels):
-            idx = (levels == v).nonzero(as_tuple=True)[0]
-            out[idx] = self.member(float(v))(x[idx])
-        return out
 
 
 _PLAIN_COUNTS = [

@@ -5,7 +5,7 @@ import sys
 import pytest
 import torch
 
-from bench.allocator import keep_freed_memory
+from bench.common.allocator import keep_freed_memory
 
 glibc = pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
 
@@ -13,7 +13,7 @@ glibc = pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0
 # forward). Run in a fresh interpreter: in the test process, what other tests left on the heap decides the count.
 PROBE = """
 import resource, sys, torch
-from bench.allocator import keep_freed_memory
+from bench.common.allocator import keep_freed_memory
 if sys.argv[1] == "keep":
     assert keep_freed_memory() is True
 torch.manual_seed(0)

@@ -1,4 +1,4 @@
-"""Bad input through the real CLI entry point (bench.cli.main, in-process so it stays fast): each case
+"""Bad input through the real CLI entry point (bench.apps.cli.main, in-process so it stays fast): each case
 gives one message naming the problem and the fix, exits 2, and leaves no partial files behind (no
 results, no tables, no finished-looking or half-written checkpoints)."""
 
@@ -13,14 +13,14 @@ import pytest
 import torch
 from PIL import Image
 
-import bench.data
-from bench.checkpoint import load_pth, save_tensors
-from bench.cli import main
-from bench.data import load_dataset
-from bench.errors import HyperbenchError
-from bench.profiles import expand, load_profile
-from bench.registry import create_model
-from bench.runs import RunDir
+import bench.data.loading
+from bench.apps.cli import main
+from bench.common.checkpoint import load_pth, save_tensors
+from bench.common.errors import HyperbenchError
+from bench.data.loading import load_dataset
+from bench.models.catalog import create_model
+from bench.training.profiles import expand, load_profile
+from bench.training.runs import RunDir
 
 PROFILE = """
 name: bad
@@ -75,9 +75,9 @@ def dataset_with_manifest(monkeypatch, root: Path, files: dict[str, bytes], name
     folder.mkdir(parents=True)
     for fname, data in files.items():
         (folder / fname).write_bytes(data)
-    real = bench.data.manifest()
+    real = bench.data.loading.manifest()
     fake = {**real, name: {"count": len(files), "files": {f: hashlib.sha256(d).hexdigest() for f, d in files.items()}, "source": "test"}}
-    monkeypatch.setattr(bench.data, "manifest", lambda: fake)
+    monkeypatch.setattr(bench.data.loading, "manifest", lambda: fake)
 
 
 # (what is wrong, profile changes or None for the default, CLI command, words the message must contain)
@@ -136,7 +136,7 @@ def test_missing_or_empty_dataset_folder(folder_state, message, tmp_path, capsys
 def test_checksum_mismatch_names_the_corrupted_files(tmp_path, capsys, monkeypatch):
     folder = tmp_path / "data" / "Set5"
     folder.mkdir(parents=True)
-    for name in bench.data.manifest()["Set5"]["files"]:
+    for name in bench.data.loading.manifest()["Set5"]["files"]:
         (folder / name).write_bytes(png_bytes(np.zeros((32, 32, 3), np.uint8))[:40])  # truncated files under the right names
     profile = write_profile(tmp_path, eval_dataset="Set5")
     code, text = run_cli(capsys, monkeypatch, tmp_path, "eval", "--profile", profile, "--data-root", str(tmp_path / "data"))

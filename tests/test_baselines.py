@@ -6,18 +6,19 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from baselines.control import uniform_levels
 from baselines.hinet import psnr_loss
 from baselines.plain import PlainResNet
-from bench.checkpoint import load_tensors
-from bench.data import PatchSampler, load_dataset
-from bench.degradations import seeded_rng
-from bench.errors import HyperbenchError
-from bench.profiles import RUN_FORMAT, Run
-from bench.registry import count_params, create_model
-from bench.runs import RunDir
-from bench.tasks import get_task
-from bench.train import degraded_batch, train_run
+from baselines.training import uniform_levels
+from bench.common.checkpoint import load_tensors
+from bench.common.errors import HyperbenchError
+from bench.data.loading import PatchSampler, load_dataset
+from bench.evaluation.evaluate import load_trained
+from bench.models.catalog import count_params, create_model
+from bench.tasks.degradations import seeded_rng
+from bench.tasks.task import get_task
+from bench.training.loop import degraded_batch
+from bench.training.runs import RUN_FORMAT, Run, RunDir
+from bench.training.trainer import train_run
 
 ADAPTIVE = ["adafm", "cfsnet", "dni", "cresmd", "ffdnet"]
 TINY = {
@@ -259,7 +260,7 @@ def test_protocol_trains_and_endpoints_survive_loading(tmp_path, name, protocol,
     torch.manual_seed(0)  # train_run seeds the same way: this is the untrained starting point
     untrained = create_model(name, **rundir.run.config["model_kwargs"])
     summary = train_run(rundir)
-    trained = rundir.load_model()
+    trained = load_trained(rundir)
     end = levels[-1]
     assert _l1_at(trained, end) < 0.9 * _l1_at(untrained, end)
     assert np.isfinite(summary["final_loss"])
@@ -273,7 +274,7 @@ def test_protocol_trains_and_endpoints_survive_loading(tmp_path, name, protocol,
 
 
 def test_staged_training_resumes_in_its_stage_and_freezes_the_first(tmp_path, monkeypatch):
-    import baselines.control as control
+    import baselines.training as control
 
     real_optimise, calls = control.optimise, []
 
@@ -295,11 +296,11 @@ def test_staged_training_resumes_in_its_stage_and_freezes_the_first(tmp_path, mo
     monkeypatch.setattr(control, "optimise", lambda *a: (calls.append(a[6]), real_optimise(*a))[1])
     train_run(rundir)
     assert calls == ["adafm"]  # the finished basic stage is not redone
-    resumed = rundir.load_model().state_dict()
+    resumed = load_trained(rundir).state_dict()
     monkeypatch.setattr(control, "optimise", real_optimise)
     uninterrupted = _run(tmp_path / "b", *case)
     train_run(uninterrupted)
-    for key, value in uninterrupted.load_model().state_dict().items():
+    for key, value in load_trained(uninterrupted).state_dict().items():
         assert torch.equal(resumed[key], value), key
         if "adafm" not in key and key != "endpoints":  # stage 2 trains only the AdaFM layers
             assert torch.equal(saved[f"model.{key}"], value), key

@@ -8,11 +8,11 @@ import torch
 from torch.nn import functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from bench.data import Image
-from bench.evaluate import evaluate, restore_levels
-from bench.hyperres import HyperRes
-from bench.perf import conv_flops, hyperres_forward_flops, hyperres_sweep_flops, run_perf
-from bench.tasks import get_task
+from bench.apps.perf import conv_flops, hyperres_forward_flops, hyperres_sweep_flops, run_perf
+from bench.data.loading import Image
+from bench.evaluation.evaluate import evaluate, restore_levels
+from bench.models.hyperres import HyperRes
+from bench.tasks.task import get_task
 
 LEVELS = [15.0, 35.0, 55.0, 75.0]
 
@@ -73,7 +73,7 @@ def test_batched_path_is_used_and_uneven_batches_fall_back_to_the_loop(monkeypat
     model.level_batching = False
     assert torch.allclose(even, model(x[:4], torch.tensor([15.0, 15.0, 35.0, 35.0])), rtol=1e-5, atol=1e-6)
     assert torch.allclose(uneven, model(x, torch.tensor([15.0, 15.0, 15.0, 35.0, 35.0])), rtol=1e-5, atol=1e-6)
-    model.level_batching = None  # default: the loop on CPU (faster there, see bench/perf.py)
+    model.level_batching = None  # default: the loop on CPU (faster there, see bench/apps/perf.py)
     model(x[:4], torch.tensor([15.0, 15.0, 35.0, 35.0]))
     assert len(calls) == 1 and not model.batches_levels(x)
 
@@ -158,7 +158,7 @@ def test_perf_reports_every_measurement():
 def test_perf_command_prints_the_comparison():
     from typer.testing import CliRunner
 
-    from bench.cli import app
+    from bench.apps.cli import app
 
     args = ["perf", "--repeats", "1", "--levels", "2", "--blocks", "1", "--width", "8", "--batch", "1", "--crop", "8",
             "--sweep-levels", "3", "--sweep-size", "8", "--threads", str(torch.get_num_threads())]
@@ -169,7 +169,7 @@ def test_perf_command_prints_the_comparison():
 
 
 def test_perf_rejects_a_missing_device():
-    from bench.errors import HyperbenchError
+    from bench.common.errors import HyperbenchError
 
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")

@@ -5,7 +5,7 @@ import pytest
 
 
 def _cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "bench.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=120)
+    return subprocess.run([sys.executable, "-m", "bench.apps.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=120)
 
 
 def test_list_shows_entries_and_counts():

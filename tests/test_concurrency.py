@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from bench.results import KEY, read_results
+from bench.evaluation.results import KEY, read_results
 
 SMOKE = Path(__file__).resolve().parents[1] / "bench" / "profiles" / "smoke.yaml"
 WRITES = 40
@@ -20,7 +20,7 @@ WRITES = 40
 WRITER = """
 import sys, time
 from pathlib import Path
-from bench.results import write_rows
+from bench.evaluation.results import write_rows
 path, me, start = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
 while not start.exists():  # both writers are imported and waiting before the first write
     time.sleep(0.005)
@@ -62,7 +62,7 @@ def test_two_reproductions_into_one_results_folder(tmp_path):
     profile.pop("tune", None)  # input-level tuning studies are not what this test is about
     (tmp_path / "duo.yaml").write_text(yaml.safe_dump(profile))
 
-    args = [sys.executable, "-m", "bench.cli", "reproduce", "--profile", "duo.yaml", "--tasks", "sr",
+    args = [sys.executable, "-m", "bench.apps.cli", "reproduce", "--profile", "duo.yaml", "--tasks", "sr",
             "--runs-dir", "results/runs", "--results-dir", "results", "--tables-dir", "tables"]
     env = {**os.environ, "HYPERBENCH_QUIET": "1"}
     procs = [subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench import data
-from bench.errors import HyperbenchError
+from bench.common.errors import HyperbenchError
+from bench.data import loading as data
+from bench.data.checksums import sha256_file
 
 
 def test_smoke_data_needs_no_root():
@@ -32,7 +33,7 @@ def _fake_dataset(tmp_path, monkeypatch, n=3):
     for i in range(n):
         path = folder / f"im{i}.png"
         Image.fromarray(np.full((40, 50, 3), 40 * i, np.uint8)).save(path)
-        files[path.name] = data.sha256_file(path)
+        files[path.name] = sha256_file(path)
     monkeypatch.setattr(data, "manifest", lambda: {"Tiny": {"count": n, "files": files}})
     data._load_cached.cache_clear()
     return folder
@@ -65,7 +66,7 @@ def test_empty_and_missing_folders(tmp_path, monkeypatch):
 
 
 def test_truncated_image_is_a_clear_error(tmp_path):
-    from bench.images import read_image
+    from bench.data.images import read_image
 
     path = tmp_path / "bad.png"
     Image.fromarray(np.zeros((64, 64, 3), np.uint8) + 100).save(path)

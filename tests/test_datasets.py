@@ -8,9 +8,11 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from bench import data, datasets, download, subimages
-from bench.cli import app
-from bench.errors import HyperbenchError
+from bench.apps.cli import app
+from bench.common.errors import HyperbenchError
+from bench.data import checksums, datasets, download, subimages
+from bench.data import loading as data
+from bench.data.verify import verify
 
 
 def test_every_manifest_set_is_registered_with_source_licence_and_count():
@@ -63,7 +65,7 @@ def _tiny(root, monkeypatch):
     folder.mkdir(parents=True)
     for i in range(3):
         _image(folder / f"im{i}.png", i)
-    sums = {p.name: datasets.sha256_file(p) for p in folder.iterdir()}
+    sums = {p.name: checksums.sha256_file(p) for p in folder.iterdir()}
     spec = datasets.DatasetSpec("Tiny", "test", "three images", 3, "test", "here", None, files=sums)
     monkeypatch.setitem(datasets.DATASETS, "Tiny", spec)
     return folder, spec
@@ -71,14 +73,14 @@ def _tiny(root, monkeypatch):
 
 def test_verify_reports_missing_extra_and_corrupted(tmp_path, monkeypatch):
     folder, spec = _tiny(tmp_path, monkeypatch)
-    assert datasets.verify("Tiny", tmp_path).ok
+    assert verify("Tiny", tmp_path).ok
     (folder / "im0.png").unlink()
     _image(folder / "im1.png", 9)
     _image(folder / "stray.png", 3)
-    report = datasets.verify(spec, tmp_path)
+    report = verify(spec, tmp_path)
     assert report.state == "problems"
     assert (report.missing, report.extra, report.corrupted) == (["im0.png"], ["stray.png"], ["im1.png"])
-    assert datasets.verify(spec, tmp_path / "elsewhere").state == "absent"
+    assert verify(spec, tmp_path / "elsewhere").state == "absent"
 
 
 def test_data_verify_command(tmp_path, monkeypatch):
@@ -95,7 +97,7 @@ def test_data_verify_command(tmp_path, monkeypatch):
 
 
 def test_data_commands_give_clear_errors(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "bench.cli", "data", "prepare", "CBSD86", "--data-root", str(tmp_path / "d")],
+    out = subprocess.run([sys.executable, "-m", "bench.apps.cli", "data", "prepare", "CBSD86", "--data-root", str(tmp_path / "d")],
                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert out.returncode == 2 and "did you mean 'CBSD68'" in out.stdout and "Traceback" not in out.stderr
     assert not (tmp_path / "d").exists()
@@ -155,7 +157,7 @@ def test_subimages_are_cut_once_and_reused(tmp_path, monkeypatch):
     assert sorted(p.name for p in dest.glob("*.png")) == ["0001_s001.png", "0001_s002.png", "0002_s001.png", "0002_s002.png"]
     hr = np.asarray(Image.open(src / "0002.png"))
     assert np.array_equal(np.asarray(Image.open(dest / "0002_s002.png")), hr[120:600, 0:480])
-    assert datasets.verify("DIV2K-sub", tmp_path).ok
+    assert verify("DIV2K-sub", tmp_path).ok
 
     monkeypatch.setattr(subimages, "cut", lambda *a, **k: pytest.fail("the cached sub-images should have been reused"))
     assert subimages.ensure_subimages(tmp_path, log=lambda *a: None) == dest
@@ -166,7 +168,7 @@ def test_subimages_are_cut_once_and_reused(tmp_path, monkeypatch):
     assert not list((tmp_path / "DIV2K-sub").glob(".*"))  # no temp folders left
 
     Image.fromarray(np.zeros((480, 480, 3), np.uint8)).save(dest / "0001_s001.png")
-    report = datasets.verify("DIV2K-sub", tmp_path)
+    report = verify("DIV2K-sub", tmp_path)
     assert report.state == "problems" and report.corrupted == [f"{dest.name}/0001_s001.png"]
 
 

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import skimage.data
 
-from bench.degradations import add_noise, jpeg, seeded_rng, sr_input
-from bench.errors import HyperbenchError
-from bench.tasks import TASKS, get_task
+from bench.common.errors import HyperbenchError
+from bench.tasks.degradations import add_noise, jpeg, seeded_rng, sr_input
+from bench.tasks.task import TASKS, get_task
 
 CLEAN = skimage.data.astronaut()[100:164, 200:264]
 
@@ -64,7 +64,7 @@ def test_level_ranges():
 def test_paper_level_sets_match_the_published_tables():
     import pandas as pd
 
-    from bench.report import published
+    from bench.reports.published import published
 
     pub = published()
     for name, task in TASKS.items():

@@ -18,14 +18,17 @@ import pytest
 import torch
 from PIL import Image
 
-from bench import demo as d
-from bench.checkpoint import save_tensors
-from bench.errors import HyperbenchError
-from bench.images import to_uint8
-from bench.pipeline import Paths, train_all
-from bench.profiles import Run, expand, load_profile
-from bench.registry import create_model, list_models, model_cfg
-from bench.tasks import get_task
+from bench.apps.demo import images as demo_images
+from bench.apps.demo import models as demo_models
+from bench.apps.demo import server as d
+from bench.apps.reproduce import Paths, train_all
+from bench.common.checkpoint import save_tensors
+from bench.common.errors import HyperbenchError
+from bench.data.images import to_uint8
+from bench.models.catalog import create_model, list_models, model_cfg
+from bench.tasks.task import get_task
+from bench.training.profiles import expand, load_profile
+from bench.training.runs import Run
 
 
 def train_smoke_runs(runs_dir, tasks, models):
@@ -82,7 +85,7 @@ def test_trained_choices_group_banks_and_skip_fixed_or_broken_runs(runs_dir, tmp
     (broken / "done").write_text("{}")
     (broken / "model.safetensors").write_bytes(b"")
 
-    choices = d.trained_choices(runs)
+    choices = demo_models.trained_choices(runs)
     summary = sorted((c.model, c.task, tuple(c.trained_levels)) for c in choices)
     assert summary == [
         ("hyperres", "dejpeg", (10.0, 30.0, 50.0, 80.0)), ("hyperres", "denoise", (15.0, 35.0, 55.0, 75.0)),
@@ -125,7 +128,7 @@ def test_checkpoint_from_a_run_folder_or_described_by_options(runs_dir, tmp_path
         d.build_demo(runs_dir, checkpoint=bare)
     with pytest.raises(HyperbenchError, match="does not fit this model"):
         d.build_demo(runs_dir, checkpoint=bare, model="hyperres", task="denoise")  # default 16 x 64 size
-    kwargs = d.parse_kwargs('{"meta_blocks": 1, "width": 8}')
+    kwargs = demo_models.parse_kwargs('{"meta_blocks": 1, "width": 8}')
     described = d.build_demo(tmp_path / "no-runs", checkpoint=bare, model="hyperres", task="denoise", kwargs=kwargs)
     assert list(described.choices) == [f"file:{bare}"]
     with pytest.raises(HyperbenchError, match="not an adaptive model"):
@@ -133,7 +136,7 @@ def test_checkpoint_from_a_run_folder_or_described_by_options(runs_dir, tmp_path
     with pytest.raises(HyperbenchError, match="does not exist"):
         d.build_demo(runs_dir, checkpoint=tmp_path / "missing.safetensors")
     with pytest.raises(HyperbenchError, match="not a JSON object"):
-        d.parse_kwargs("meta_blocks=1")
+        demo_models.parse_kwargs("meta_blocks=1")
 
 
 # ------------------------------------------------------------------------------------- restoring
@@ -176,7 +179,7 @@ LEVEL_CONTROLLED = [n for n in list_models() if model_cfg(n).adaptive or model_c
 
 @pytest.fixture(scope="module")
 def crop():
-    return d.DemoImage("crop", "crop", np.ascontiguousarray(d.sample_images()[0].rgb[200:248, 200:248]))
+    return demo_images.DemoImage("crop", "crop", np.ascontiguousarray(demo_images.sample_images()[0].rgb[200:248, 200:248]))
 
 
 @pytest.mark.parametrize("name", LEVEL_CONTROLLED)
@@ -186,10 +189,10 @@ def test_every_level_controlled_entry_runs_in_the_demo(name, crop):
     task = get_task(cfg.tasks[0])
     kwargs = {**cfg.test_kwargs, "in_channels": task.in_channels}
     net = create_model(name, **kwargs)
-    choice = d.Choice(id=name, model=name, task=task.name, kwargs=kwargs, trained_levels=[], options=task.default_options,
+    choice = demo_models.Choice(id=name, model=name, task=task.name, kwargs=kwargs, trained_levels=[], options=task.default_options,
                       source="untrained", load=lambda: net)
     demo = d.Demo([choice], [crop], choice)
-    level = d.DEFAULT_LEVEL[task.name]
+    level = demo_models.DEFAULT_LEVEL[task.name]
     replies = [demo.restore({"model": name, "image": "crop", "level": level, "input_level": level + step}) for step in (0, 1)]
     for reply in replies:
         out = _pixels(reply["output_png"])
@@ -255,7 +258,7 @@ def _with_declared_size(png: bytes, width: int, height: int) -> bytes:
 
 def _rejects(data, message, name="mine.png"):
     with pytest.raises(HyperbenchError) as err:
-        d.decode_image(data, name)
+        demo_images.decode_image(data, name)
     assert message in err.value.problem and err.value.fix
     return err.value
 
@@ -264,7 +267,7 @@ def test_bad_uploads_are_refused_with_a_reason():
     rgb = np.full((64, 64, 3), 120, np.uint8)
     _rejects(b"", "is empty")
     _rejects(b"GIF89a is not what this is", "is not an image")
-    _rejects(b"\0" * (d.MAX_UPLOAD_BYTES + 1), "limited to 8 MB")
+    _rejects(b"\0" * (demo_images.MAX_UPLOAD_BYTES + 1), "limited to 8 MB")
     _rejects(_encode(Image.fromarray(rgb), "GIF"), "is a GIF file")
     _rejects(_encode(Image.new("L", (2100, 40))), "the limit is 2048x2048")
     _rejects(_encode(Image.fromarray(rgb))[:-40], "cannot be decoded")
@@ -272,37 +275,37 @@ def test_bad_uploads_are_refused_with_a_reason():
     _rejects(_encode(Image.new("RGB", (2000, 40))), "too small: 512x10 pixels once fitted into 512x512")
     _rejects(_with_declared_size(_encode(Image.new("L", (8, 8))), 40000, 40000), "claims an enormous size")
     with pytest.raises(HyperbenchError, match="pixel mode F"):
-        d._to_rgb8(Image.new("F", (40, 40)), "x")
+        demo_images._to_rgb8(Image.new("F", (40, 40)), "x")
     with pytest.raises(HyperbenchError, match="32-bit integer"):
-        d._to_rgb8(Image.new("I", (40, 40), 70000), "x")
+        demo_images._to_rgb8(Image.new("I", (40, 40), 70000), "x")
 
 
 def test_uploads_in_other_modes_are_converted_and_noted():
     gray16 = np.linspace(0, 65535, 64 * 64).reshape(64, 64).astype(np.uint16)
-    rgb, notes = d.decode_image(_encode(Image.fromarray(gray16)), "g16.png")
+    rgb, notes = demo_images.decode_image(_encode(Image.fromarray(gray16)), "g16.png")
     assert rgb.shape == (64, 64, 3) and rgb[0, 0, 0] == 0 and rgb[-1, -1, 0] == 255 and "16-bit" in notes[0]
 
     rgba = np.zeros((40, 40, 4), np.uint8)
     rgba[..., 0], rgba[:20, :, 3], rgba[20:, :, 3] = 200, 255, 0
-    rgb, notes = d.decode_image(_encode(Image.fromarray(rgba)), "alpha.png")
+    rgb, notes = demo_images.decode_image(_encode(Image.fromarray(rgba)), "alpha.png")
     assert tuple(rgb[0, 0]) == (200, 0, 0) and tuple(rgb[-1, -1]) == (255, 255, 255) and "flattened onto white" in notes[0]
     rgba[..., 3] = 255
-    assert d.decode_image(_encode(Image.fromarray(rgba)), "opaque.png")[1] == ["opaque alpha channel dropped"]
+    assert demo_images.decode_image(_encode(Image.fromarray(rgba)), "opaque.png")[1] == ["opaque alpha channel dropped"]
 
-    rgb, notes = d.decode_image(_encode(Image.new("CMYK", (40, 40), (0, 255, 255, 0)), "JPEG", quality=95), "print.jpg")
+    rgb, notes = demo_images.decode_image(_encode(Image.new("CMYK", (40, 40), (0, 255, 255, 0)), "JPEG", quality=95), "print.jpg")
     assert rgb.shape == (40, 40, 3) and rgb[20, 20, 0] > 200 and rgb[20, 20, 1] < 60 and "CMYK" in notes[0]
 
     palette = Image.new("P", (40, 40), 0)
     palette.putpalette([10, 20, 30] * 256)
-    assert tuple(d.decode_image(_encode(palette), "p.png")[0][0, 0]) == (10, 20, 30)
-    gray, notes = d.decode_image(_encode(Image.new("L", (40, 40), 77), "JPEG", quality=100), "g.jpg")
+    assert tuple(demo_images.decode_image(_encode(palette), "p.png")[0][0, 0]) == (10, 20, 30)
+    gray, notes = demo_images.decode_image(_encode(Image.new("L", (40, 40), 77), "JPEG", quality=100), "g.jpg")
     assert gray.shape == (40, 40, 3) and notes == []
 
 
 def test_large_or_odd_uploads_are_fitted():
-    rgb, notes = d.decode_image(_encode(Image.new("RGB", (1000, 701), (9, 99, 199))), "big.png")
+    rgb, notes = demo_images.decode_image(_encode(Image.new("RGB", (1000, 701), (9, 99, 199))), "big.png")
     assert rgb.shape == (358, 512, 3) and "downscaled from 1000x701 to 512x359" in notes[0] and "cropped to 512x358" in notes[1]
-    rgb, notes = d.decode_image(_encode(Image.new("RGB", (101, 75))), "odd.png")
+    rgb, notes = demo_images.decode_image(_encode(Image.new("RGB", (101, 75))), "odd.png")
     assert rgb.shape == (74, 100, 3) and notes == ["cropped to 100x74 (the models need even sides)"]
 
 
@@ -343,7 +346,7 @@ def test_server_answers_bad_input_and_keeps_running(server, demo):
         ("api/restore", b"{oops", "not a JSON object"),
         ("api/restore", json.dumps({"model": model, "image": "sample-astronaut", "level": 900, "input_level": 1}).encode(), "outside the valid range"),
         ("api/upload?name=notes.txt", b"just text", "notes.txt is not an image"),
-        ("api/upload?name=huge.png", b"\0" * (d.MAX_UPLOAD_BYTES + 10), "the limit is 8 MB"),
+        ("api/upload?name=huge.png", b"\0" * (demo_images.MAX_UPLOAD_BYTES + 10), "the limit is 8 MB"),
     ]:
         status, body = _http(server + path, data, "application/octet-stream")
         reply = json.loads(body)
@@ -375,7 +378,7 @@ def test_uploads_kept_on_the_server_are_bounded(demo):
 # ------------------------------------------------------------------------------------------- CLI
 
 def _cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "bench.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=300)
+    return subprocess.run([sys.executable, "-m", "bench.apps.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=300)
 
 
 def test_cli_demo_without_runs_gives_one_clear_message(tmp_path):

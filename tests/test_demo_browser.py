@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from bench import demo as d
-from bench.pipeline import Paths, train_all
-from bench.profiles import expand, load_profile
+from bench.apps.demo import server as d
+from bench.apps.reproduce import Paths, train_all
+from bench.training.profiles import expand, load_profile
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

@@ -13,12 +13,12 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 import yaml
 
-from bench import distributed
-from bench.checkpoint import load_tensors
-from bench.errors import HyperbenchError
-from bench.profiles import PROFILE_DIR, expand, load_profile
-from bench.runs import RunDir
-from bench.train import train_run
+from bench.common.checkpoint import load_tensors
+from bench.common.errors import HyperbenchError
+from bench.training import distributed
+from bench.training.profiles import PROFILE_DIR, expand, load_profile
+from bench.training.runs import RunDir
+from bench.training.trainer import train_run
 
 STEPS = 5
 
@@ -49,7 +49,7 @@ def _worker(rank, world, init_file, runs_dir, config):
 
     distributed.shard_crops = recording_shard
     try:
-        from bench.profiles import Run
+        from bench.training.runs import Run
 
         train_run(RunDir(runs_dir, Run(config)))
         (Path(runs_dir) / f"rank{rank}.json").write_text(json.dumps(sizes))
@@ -137,7 +137,7 @@ def test_torchrun_launch_of_the_train_command(tmp_path):
     profile = tmp_path / "tiny.yaml"
     profile.write_text(yaml.safe_dump(raw))
     env = {**os.environ, "HYPERBENCH_QUIET": "1", "OMP_NUM_THREADS": "1"}
-    cmd = ["torchrun", "--standalone", "--nproc_per_node", "2", "-m", "bench.cli", "train", "-p", str(profile),
+    cmd = ["torchrun", "--standalone", "--nproc_per_node", "2", "-m", "bench.apps.cli", "train", "-p", str(profile),
            "-t", "sr", "-m", "hyperres", "--runs-dir", str(tmp_path / "runs")]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]

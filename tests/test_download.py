@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench import datasets, download
-from bench.datasets import DatasetSpec, Source, verify
-from bench.errors import HyperbenchError
+from bench.common.errors import HyperbenchError
+from bench.data import checksums, datasets, download
+from bench.data.datasets import DatasetSpec, Source
+from bench.data.verify import verify
 
 
 def _png(value: int, size=(24, 20)) -> bytes:
@@ -215,7 +216,7 @@ def test_archive_only_sets_record_checksums_at_first_prepare(server, tmp_path):
                        names=tuple(FILES))
     assert spec.checksum_kind.startswith("archive only")
     download.prepare(spec, root, log=lambda *a: None)
-    record = datasets.read_record(root / "Tiny")
+    record = checksums.read_record(root / "Tiny")
     assert record["files"] == SUMS and record["archive_sha256"] == hashlib.sha256(archive).hexdigest()
     assert verify(spec, root).checksums.startswith("recorded")
     (root / "Tiny" / "im2.png").write_bytes(_png(7))
@@ -256,11 +257,11 @@ def test_bmp_published_sets_are_stored_as_png_and_checked_by_pixels(tmp_path, mo
     png = io.BytesIO()
     Image.fromarray(pixels).save(png, format="PNG", compress_level=9)  # some other encoder's bytes
     manifest = {"Conv": {"count": 1, "files": {"a.png": hashlib.sha256(png.getvalue()).hexdigest()},
-                         "converted": {"a.png": {"from": "a.bmp", "pixels_sha256": datasets.array_sha256(pixels)}}}}
+                         "converted": {"a.png": {"from": "a.bmp", "pixels_sha256": checksums.array_sha256(pixels)}}}}
     monkeypatch.setattr(datasets, "manifest", lambda: manifest)
     spec = DatasetSpec("Conv", "test", "bmp source", 1, "test", "here", None)
     report = download.prepare(spec, tmp_path / "data", source=src, log=lambda *a: None)
     stored = tmp_path / "data" / "Conv" / "a.png"
-    assert report.ok and datasets.sha256_file(stored) != manifest["Conv"]["files"]["a.png"]  # passed on its pixels
+    assert report.ok and checksums.sha256_file(stored) != manifest["Conv"]["files"]["a.png"]  # passed on its pixels
     Image.fromarray(pixels[::-1].copy()).save(stored)
     assert verify(spec, tmp_path / "data").corrupted == ["a.png"]

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from bench.errors import HyperbenchError
-from bench.images import list_images, read_image
-from bench.metrics import MetricSpec, psnr
+from bench.common.errors import HyperbenchError
+from bench.data.images import list_images, read_image
+from bench.metrics.quality import MetricSpec, psnr
 
 WEIGHTS = Path(__file__).resolve().parents[2] / "shared" / "reference" / "weights"
 PUBLISHED = {15: 33.87, 25: 31.21, 50: 27.96}
@@ -78,7 +78,7 @@ def test_official_gray_weights_denoise_cameraman():
 
 
 def test_registry_entry_loads_weights_and_refuses_other_designs():
-    from bench.registry import create_model
+    from bench.models.catalog import create_model
 
     model = create_model("ffdnet", in_channels=1, weights=str(_weights("ffdnet_FFDNet_gray.mat")))
     assert model.endpoints.tolist() == [0.0, 75.0]

@@ -13,13 +13,14 @@ import pandas as pd
 import pytest
 import yaml
 
-from bench.checkpoint import load_tensors
-from bench.errors import HyperbenchError
-from bench.grid import GridOptions, TrainJob, make_executor, submit_runs
-from bench.pipeline import Paths, reproduce, train_all
-from bench.profiles import PROFILE_DIR, expand, load_profile
-from bench.runs import RunDir
-from bench.train import train_run
+from bench.apps.reproduce import Paths, reproduce, train_all
+from bench.common.checkpoint import load_tensors
+from bench.common.errors import HyperbenchError
+from bench.training.grid import TrainJob, make_executor, submit_runs
+from bench.training.grid_options import GridOptions
+from bench.training.profiles import PROFILE_DIR, expand, load_profile
+from bench.training.runs import RunDir
+from bench.training.trainer import train_run
 
 submitit = pytest.importorskip("submitit")
 
@@ -47,7 +48,7 @@ def _steps(rundir: RunDir) -> list[int]:
 @pytest.fixture
 def quick_reports(monkeypatch):
     """The parameter table builds every registered model at its official size (tens of seconds); not what these tests are about."""
-    from bench import report
+    from bench.reports import tables as report
 
     columns = ["model", "config", "ours", "official", "paper_claim", "match", "source"]
     monkeypatch.setattr(report, "param_table", lambda profile=None: pd.DataFrame(columns=columns))
@@ -187,7 +188,7 @@ def test_bad_grid_settings_name_the_problem(tmp_path):
 def test_cli_reproduce_with_the_debug_executor(tmp_path, quick_reports):
     from typer.testing import CliRunner
 
-    from bench.cli import app
+    from bench.apps.cli import app
 
     profile = _profile(tmp_path)
     result = CliRunner().invoke(app, ["reproduce", "-p", str(profile.source), "-m", "hyperres", "--executor", "debug",

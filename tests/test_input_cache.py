@@ -5,16 +5,16 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from bench import degradations
-from bench import evaluate as ev
-from bench.data import Image as DataImage
-from bench.datasets import array_sha256
-from bench.degradations import seeded_rng
-from bench.input_cache import InputCache, input_sha256, network_input, set_sha256, storable
-from bench.pipeline import tidy_rows
-from bench.profiles import expand, load_profile
-from bench.registry import create_model
-from bench.tasks import get_task
+from bench.apps.reproduce import tidy_rows
+from bench.data.checksums import array_sha256
+from bench.data.input_cache import InputCache, input_sha256, network_input, set_sha256, storable
+from bench.data.loading import Image as DataImage
+from bench.evaluation import evaluate as ev
+from bench.models.catalog import create_model
+from bench.tasks import degradations
+from bench.tasks.degradations import seeded_rng
+from bench.tasks.task import get_task
+from bench.training.profiles import expand, load_profile
 
 
 def _images(channels):

@@ -7,17 +7,7 @@ import pytest
 from skimage import color, data
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from bench.metrics import (
-    METRICS,
-    MetricSpec,
-    _ssim_map,
-    aggregate,
-    compute,
-    prepare,
-    psnr,
-    ssim,
-    to_y,
-)
+from bench.metrics.quality import METRICS, MetricSpec, _ssim_map, aggregate, compute, prepare, psnr, ssim, to_y
 
 TOL = 1e-6
 # skimage settings that match Wang et al. 2004 / our spec defaults.

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from bench.registry import count_params, create_model, list_models, model_cfg
+from bench.models.catalog import count_params, create_model, list_models, model_cfg
 
 ALL = list_models()
 COUNTS = [(name, oc) for name in ALL for oc in model_cfg(name).official_counts]
@@ -87,7 +87,7 @@ def test_bank_dispatches_to_nearest_trained_level():
 
 
 def test_bad_inputs_are_clear():
-    from bench.errors import HyperbenchError
+    from bench.common.errors import HyperbenchError
 
     model = create_model("hyperres", meta_blocks=1, width=4)
     with pytest.raises(HyperbenchError, match="3 input channel"):

@@ -6,26 +6,26 @@ import pandas as pd
 import pytest
 import torch
 
-from bench import noisenet
-from bench.blind import accuracy_rows, estimator_for
-from bench.data import load_dataset
-from bench.errors import HyperbenchError
-from bench.profiles import load_profile
-from bench.registry import count_params, create_model
-from bench.report_tuning import accuracy_table
-from bench.tune import TuneSettings
+from bench.common.errors import HyperbenchError
+from bench.data.loading import load_dataset
+from bench.models import noisenet, noisenet_official
+from bench.models.catalog import count_params, create_model
+from bench.reports.tuning import accuracy_table
+from bench.training.profiles import load_profile
+from bench.tuning.blind import accuracy_rows, estimator_for
+from bench.tuning.tune import TuneSettings
 
 
 @pytest.fixture
 def official():
-    path = noisenet.official_weights_path()
+    path = noisenet_official.official_weights_path()
     if path is None:
         pytest.skip("../shared/reference/weights/hyperres_noise_detect.pth is not on this machine")
     return path
 
 
 def test_official_weights_load_strictly_with_the_official_count(official, official_counts):
-    model = noisenet.load_official(official)
+    model = noisenet_official.load_official(official)
     assert count_params(model) == official_counts["HyperRes"]["NoiseNet_noise_detect"]["params"] == 330_561
     assert len(model.state_dict()) == 24
 
@@ -33,7 +33,7 @@ def test_official_weights_load_strictly_with_the_official_count(official, offici
 def test_official_estimator_mae_on_cbsd68(official, shared_data):
     """Done criterion: sigma 10..50 on all 68 CBSD68 images, the task's floor-quantised noise, MAE <= 1
     (one seeded 128x128 crop per image, as the official forward, to stay fast)."""
-    model = noisenet.load_official(official, crops=1)
+    model = noisenet_official.load_official(official, crops=1)
     images = load_dataset("CBSD68", shared_data)
     rows = accuracy_rows(model, images, [10.0, 20.0, 30.0, 40.0, 50.0], seed=0, options={"clip": True, "quantise": "floor"})
     table = accuracy_table(pd.DataFrame(rows), tolerance=2.0).set_index("level")
@@ -43,7 +43,7 @@ def test_official_estimator_mae_on_cbsd68(official, shared_data):
 
 
 def test_estimates_follow_the_noise_on_sample_images(official):
-    model = noisenet.load_official(official, crops=2)
+    model = noisenet_official.load_official(official, crops=2)
     image = load_dataset("skimage-eval")[0]
     rows = accuracy_rows(model, [image], [5.0, 30.0, 60.0], seed=0, options={"clip": True, "quantise": "none"})
     estimates = [r["estimate"] for r in rows]
@@ -85,16 +85,16 @@ def test_bad_settings_and_files_are_clear(tmp_path):
     with pytest.raises(HyperbenchError, match="RGB"):
         create_model("noisenet", width=8).estimate(torch.rand(1, 1, 64, 64))
     with pytest.raises(HyperbenchError, match="not on this machine"):
-        noisenet.load_official(tmp_path / "absent.pth")
+        noisenet_official.load_official(tmp_path / "absent.pth")
     fake = tmp_path / "noise_detect.pth"
     torch.save(create_model("noisenet").state_dict(), fake)
     with pytest.raises(HyperbenchError, match="not the official"):
-        noisenet.load_official(fake)
+        noisenet_official.load_official(fake)
 
 
 def test_trainer_runs_and_resumes_to_a_loadable_estimator(tmp_path):
     """A tiny estimator training (smoke size) through the run machinery; a second call reuses it."""
-    from bench.pipeline import Paths
+    from bench.apps.reproduce import Paths
 
     profile = load_profile("smoke")
     settings = TuneSettings(blind={"crops": 1}, estimator={"weights": "train", "steps": 3, "batch": 2, "checkpoint_every": 2})

@@ -3,10 +3,10 @@
 import pandas as pd
 import pytest
 
-from bench.pipeline import Paths, reproduce
-from bench.profiles import expand, load_profile
-from bench.results import COLUMNS
-from bench.runs import RunDir
+from bench.apps.reproduce import Paths, reproduce
+from bench.evaluation.results import COLUMNS
+from bench.training.profiles import expand, load_profile
+from bench.training.runs import RunDir
 
 
 def _paths(tmp):

@@ -38,7 +38,7 @@ def toy_site(tmp_path_factory):
 def _hyperbench(site, *args, cwd):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
            "HYPERBENCH_QUIET": "1", "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "bench.cli", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
+    return subprocess.run([sys.executable, "-m", "bench.apps.cli", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
 
 
 def test_installed_plugin_is_listed(toy_site, tmp_path):
@@ -49,7 +49,7 @@ def test_installed_plugin_is_listed(toy_site, tmp_path):
 
 
 def test_plugin_is_invisible_without_the_install(tmp_path):
-    code = "from bench.registry import list_models; print(list_models())"
+    code = "from bench import list_models; print(list_models())"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert out.returncode == 0 and "hyperres" in out.stdout
     assert "toynet" not in out.stdout  # the global environment was not touched

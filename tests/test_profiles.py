@@ -3,10 +3,10 @@
 import pandas as pd
 import pytest
 
-from bench import evaluate as ev
-from bench.errors import HyperbenchError
-from bench.pipeline import Paths, evaluate_task, reproduce, stages, train_all
-from bench.profiles import expand, load_profile
+from bench.apps.reproduce import Paths, evaluate_task, reproduce, stages, train_all
+from bench.common.errors import HyperbenchError
+from bench.evaluation import evaluate as ev
+from bench.training.profiles import expand, load_profile
 
 
 def _write(path, text):
@@ -109,7 +109,7 @@ def test_official_per_task_kwargs_and_revisions_enter_run_configs():
 
 
 def test_cosine_schedule_of_an_official_recipe():
-    from bench.train import lr_at
+    from bench.training.loop import lr_at
 
     train = {"lr": 2e-4, "steps": 100, "lr_milestones": [50]}
     spec = {"schedule": "cosine", "eta_min": 1e-7}

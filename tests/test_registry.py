@@ -1,7 +1,7 @@
 import pytest
 
-from bench.errors import HyperbenchError
-from bench.registry import count_params, create_model, list_models, model_cfg, param_count
+from bench.common.errors import HyperbenchError
+from bench.models.catalog import count_params, create_model, list_models, model_cfg, param_count
 
 
 def test_wildcards_and_filters():

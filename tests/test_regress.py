@@ -8,12 +8,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-import bench.regress
-from bench.cli import main
-from bench.errors import HyperbenchError
-from bench.profiles import expand, load_profile
-from bench.regress import MATCH_KEY, compare, read_table
-from bench.results import write_rows
+import bench.metrics.regress
+from bench.apps.cli import main
+from bench.common.errors import HyperbenchError
+from bench.evaluation.results import write_rows
+from bench.metrics.regress import MATCH_KEY, compare, read_table
+from bench.training.profiles import expand, load_profile
 
 REFERENCE = Path(__file__).resolve().parents[1] / "results" / "reference" / "smoke.csv"
 
@@ -52,13 +52,13 @@ def results_file(tmp_path, table) -> Path:
 
 
 def test_identical_results_pass_in_a_real_process(reference, tmp_path):
-    out = subprocess.run([sys.executable, "-m", "bench.cli", "regress", str(reference), "--against", str(reference)],
+    out = subprocess.run([sys.executable, "-m", "bench.apps.cli", "regress", str(reference), "--against", str(reference)],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "PASS: 8 rows compared" in " ".join(out.stdout.split())
 
     worse = results_file(tmp_path, rows({("hyperres", 25.0, "psnr"): 28.0}))
-    out = subprocess.run([sys.executable, "-m", "bench.cli", "regress", str(worse), "--against", str(reference)],
+    out = subprocess.run([sys.executable, "-m", "bench.apps.cli", "regress", str(worse), "--against", str(reference)],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 1 and "FAIL" in out.stdout
 
@@ -106,7 +106,7 @@ def test_changed_degraded_inputs_are_pointed_out(tmp_path, capsys, monkeypatch):
 
 
 def test_lower_is_better_metrics_regress_upwards(monkeypatch):
-    monkeypatch.setitem(bench.regress.METRICS, "lpips", {"higher_better": False})
+    monkeypatch.setitem(bench.metrics.regress.METRICS, "lpips", {"higher_better": False})
     ref = pd.DataFrame([{**rows()[0], "metric": "lpips", "value": 0.20}])
     worse, better = ref.assign(value=0.25), ref.assign(value=0.10)
     assert len(compare(worse, ref, {"lpips": 0.01}).regressions) == 1

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from bench.resize import bicubic_degrade, imresize_matlab, resize_cubic_opencv
+from bench.tasks.resize import bicubic_degrade, imresize_matlab, resize_cubic_opencv
 
 # --- independent loop references -------------------------------------------
 

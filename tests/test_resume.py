@@ -32,7 +32,7 @@ ENV = {**os.environ, "HYPERBENCH_QUIET": "1"}
 
 
 def _args(command, folder):
-    return [sys.executable, "-m", "bench.cli", command, "--profile", str(folder.parent / "resume.yaml"),
+    return [sys.executable, "-m", "bench.apps.cli", command, "--profile", str(folder.parent / "resume.yaml"),
             "--runs-dir", str(folder / "runs"), "--results-dir", str(folder / "results"), "--tables-dir", str(folder / "tables")]
 
 

@@ -5,22 +5,14 @@ import pandas as pd
 import pytest
 import torch
 
-from bench.errors import HyperbenchError
-from bench.pipeline import Paths
-from bench.profiles import load_profile
-from bench.registry import create_model
-from bench.report_tuning import deviation_table
-from bench.tasks import get_task
-from bench.tune import (
-    TuneSettings,
-    control_bracket,
-    is_unimodal,
-    maximise,
-    parabola_vertex,
-    psnr_of_controls,
-    tune_profile,
-    tune_settings,
-)
+from bench.apps.reproduce import Paths
+from bench.common.errors import HyperbenchError
+from bench.models.catalog import create_model
+from bench.reports.tuning import deviation_table
+from bench.tasks.task import get_task
+from bench.training.profiles import load_profile
+from bench.tuning.search import is_unimodal, maximise, parabola_vertex
+from bench.tuning.tune import TuneSettings, control_bracket, psnr_of_controls, tune_profile, tune_settings
 
 
 def _counted(fn):
@@ -145,8 +137,8 @@ def test_deviation_table_statistics():
 @pytest.fixture(scope="module")
 def smoke_denoise(tmp_path_factory):
     """The smoke HyperRes trained for denoising (seconds), shared by the tune-step tests."""
-    from bench.pipeline import train_all
-    from bench.profiles import expand
+    from bench.apps.reproduce import train_all
+    from bench.training.profiles import expand
 
     tmp = tmp_path_factory.mktemp("tune")
     paths = Paths(runs=tmp / "runs", results=tmp / "results", tables=tmp / "tables")

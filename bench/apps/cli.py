@@ -1,0 +1,341 @@
+"""The `hyperbench` command line."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from bench.common.allocator import keep_freed_memory
+from bench.common.errors import HyperbenchError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Reproduce HyperRes (arXiv 2206.05970) and its baselines.")
+console = Console()
+
+ProfileOpt = typer.Option("smoke", "--profile", "-p", help="smoke | quick | paper, or a path to a profile YAML")
+TasksOpt = typer.Option(None, "--tasks", "-t", help="comma-separated subset of denoise,dejpeg,sr")
+ModelsOpt = typer.Option(None, "--models", "-m", help="comma-separated subset of the profile's models")
+DataRootOpt = typer.Option(None, "--data-root", help="folder holding CBSD68/, LIVE1/, ... (default: $HYPERBENCH_DATA)")
+RunsOpt = typer.Option(Path("results/runs"), "--runs-dir", help="where run folders (checkpoints, logs) go")
+ResultsOpt = typer.Option(Path("results"), "--results-dir", help="where tidy result CSVs go")
+TablesOpt = typer.Option(Path("paper_tables/generated"), "--tables-dir", help="where tables and figures go")
+
+
+def log(message) -> None:
+    """Progress messages of the pipeline: plain text (paths and level lists are not rich markup), long
+    lines kept whole so a path can be copied."""
+    console.print(message, markup=False, soft_wrap=True)
+
+
+def _split(value: str | None):
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+def _paths(runs_dir, results_dir, tables_dir):
+    from bench.apps.reproduce import Paths
+
+    return Paths(runs=runs_dir, results=results_dir, tables=tables_dir)
+
+
+@app.command("list")
+def list_cmd(pattern: str = typer.Argument("*", help="fnmatch pattern, e.g. 'ada*'"),
+             long: bool = typer.Option(False, "--long", "-l", help="also show paper, origin and licence")):
+    """List registered models with their official parameter counts."""
+    from rich.table import Column
+
+    from bench.models.catalog import list_models, model_cfg
+
+    names = list_models(pattern)
+    if not names:
+        raise HyperbenchError(f"no registered model matches {pattern!r}", "run `hyperbench list` to see all entries")
+    from rich import box
+
+    table = Table(Column("model", no_wrap=True), Column("adaptive", no_wrap=True), Column("protocol", no_wrap=True),
+                  Column("tasks", no_wrap=True), Column("official params", no_wrap=True, justify="right"), box=box.SIMPLE)
+    for name in names:
+        cfg = model_cfg(name)
+        count = f"{cfg.official_counts[0].params:,}" if cfg.official_counts else "-"
+        table.add_row(name, "yes" if cfg.adaptive else "no", cfg.protocol, ",".join(cfg.tasks), count)
+    console.print(table)
+    if long:
+        for name in names:
+            cfg = model_cfg(name)
+            console.print(f"[bold]{name}[/bold]: {cfg.paper}\n  origin: {cfg.origin}\n  licence: {cfg.licence}")
+            for oc in cfg.official_counts:
+                console.print(f"  {oc.params:>11,} params  {oc.kwargs}  ({oc.source})")
+
+
+@app.command()
+def train(profile: str = ProfileOpt, tasks: str = TasksOpt, models: str = ModelsOpt, data_root: str = DataRootOpt,
+          runs_dir: Path = RunsOpt, results_dir: Path = ResultsOpt, tables_dir: Path = TablesOpt):
+    """Train every run of a profile that is not finished yet (interrupted runs resume)."""
+    from bench.apps.reproduce import deterministic, train_all
+    from bench.training.profiles import expand, load_profile
+
+    deterministic()
+    prof = load_profile(profile)
+    train_all(expand(prof, _split(tasks), _split(models)), _paths(runs_dir, results_dir, tables_dir), data_root, log)
+
+
+@app.command("eval")
+def eval_cmd(profile: str = ProfileOpt, tasks: str = TasksOpt, models: str = ModelsOpt, data_root: str = DataRootOpt,
+             runs_dir: Path = RunsOpt, results_dir: Path = ResultsOpt, tables_dir: Path = TablesOpt):
+    """Evaluate trained runs at every evaluation level and store tidy results."""
+    from bench.apps.reproduce import deterministic, evaluate_task, tidy_rows
+    from bench.evaluation.results import write_rows
+    from bench.training.profiles import expand, load_profile
+
+    deterministic()
+    prof = load_profile(profile)
+    paths = _paths(runs_dir, results_dir, tables_dir)
+    entries = expand(prof, _split(tasks), _split(models))
+    for task in dict.fromkeys(e.task for e in entries):
+        task_entries = [e for e in entries if e.task == task]
+        frame = evaluate_task(prof, task, task_entries, paths, data_root, log)
+        write_rows(paths.results_file(prof.name), tidy_rows(prof, task, task_entries, frame))
+    console.print(f"results: {paths.results_file(prof.name)}")
+
+
+@app.command()
+def reproduce(profile: str = ProfileOpt, tasks: str = TasksOpt, models: str = ModelsOpt, data_root: str = DataRootOpt,
+              runs_dir: Path = RunsOpt, results_dir: Path = ResultsOpt, tables_dir: Path = TablesOpt,
+              executor: str = typer.Option(None, "--executor", help="none: train here, one run after the other (default) | "
+                                           "local | debug | slurm: one submitit job per unfinished run (profile grid.executor)"),
+              partition: str = typer.Option(None, "--partition", help="Slurm partition (profile grid.partition)"),
+              gpus_per_job: int = typer.Option(None, "--gpus-per-job", help="Slurm: GPUs per run, one data-parallel process each (default 1)"),
+              cpus_per_job: int = typer.Option(None, "--cpus-per-job", help="Slurm: CPUs per process"),
+              mem_gb: int = typer.Option(None, "--mem-gb", help="Slurm: memory per job in GB"),
+              time_min: int = typer.Option(None, "--time-min", help="Slurm time limit in minutes (default 1440); a run that hits it is requeued and resumes"),
+              array_parallelism: int = typer.Option(None, "--array-parallelism", help="Slurm: at most this many jobs at once (default 64)"),
+              wait: bool = typer.Option(None, "--wait/--no-wait", help="wait for the jobs (default: yes for local/debug, no for slurm); "
+                                        "without waiting, finished runs are gathered and the others reported as missing")):
+    """Train, evaluate and write Tables 1-3, the parameter table and figures for a profile."""
+    from bench.apps.reproduce import reproduce as run
+    from bench.training.grid_options import GridOptions
+    from bench.training.profiles import load_profile
+
+    prof = load_profile(profile)
+    grid = GridOptions.from_settings(prof.grid, executor=executor, partition=partition, gpus_per_job=gpus_per_job, cpus_per_job=cpus_per_job,
+                                     mem_gb=mem_gb, time_min=time_min, array_parallelism=array_parallelism, wait=wait)
+    out = run(prof, _paths(runs_dir, results_dir, tables_dir), _split(tasks), _split(models), data_root, log, grid=grid)
+    console.print(f"\n[bold]done in {out['wall_s']:.0f} s[/bold] (profile {prof.name})")
+    if out["missing"]:
+        console.print(f"  [bold yellow]{len(out['missing'])} runs not finished (missing from the tables):[/bold yellow]")
+        for r in out["missing"]:
+            console.print(f"    {r.run_id}  {r.model} {r.task} levels {', '.join(f'{v:g}' for v in r.levels)}", markup=False)
+    console.print(f"  results: {out['results']}")
+    for path in out["tables"]:
+        if path.suffix in (".md", ".png"):
+            console.print(f"  {path}")
+
+
+@app.command()
+def tables(profile: str = ProfileOpt, tasks: str = TasksOpt, models: str = ModelsOpt,
+           runs_dir: Path = RunsOpt, results_dir: Path = ResultsOpt, tables_dir: Path = TablesOpt):
+    """Rewrite the tables and figures from stored results."""
+    from bench.reports.tables import write_reports
+    from bench.training.profiles import expand, load_profile
+
+    prof = load_profile(profile)
+    for path in write_reports(prof, _paths(runs_dir, results_dir, tables_dir), expand(prof, _split(tasks), _split(models))):
+        console.print(f"  {path}")
+
+
+@app.command()
+def regress(results: Path = typer.Argument(..., help="results CSV to check, e.g. results/smoke/results.csv"),
+            against: Path = typer.Option(..., "--against", help="reference results CSV, e.g. results/reference/smoke.csv"),
+            tol: list[str] = typer.Option(None, "--tol", help="METRIC=VALUE, repeatable (default psnr=0.05, ssim=0.002)")):
+    """Metric regression gate: exit 1 if a row is worse than the reference by more than tol, or missing."""
+    from bench.metrics.regress import compare_files, print_report
+
+    comparison = compare_files(results, against, tol)
+    print_report(comparison, console)
+    raise typer.Exit(0 if comparison.passed else 1)
+
+
+data_app = typer.Typer(no_args_is_help=True, help="Standard datasets: sources and licences, download or import, checksum verification.")
+app.add_typer(data_app, name="data")
+
+
+def _data_root_for_writing(data_root: str | None) -> Path:
+    import os
+
+    root = data_root or os.environ.get("HYPERBENCH_DATA")
+    if not root:
+        raise HyperbenchError("no data root to prepare the dataset in", "pass --data-root DIR (created if missing) or set HYPERBENCH_DATA")
+    return Path(root).expanduser()
+
+
+def _print_reports(reports) -> None:
+    table = Table(pad_edge=False)  # fits 80 columns
+    for column in ("dataset", "status", "images", "missing", "extra", "corrupted", "checksums"):
+        table.add_column(column, no_wrap=True)
+    for r in reports:
+        status = {"ok": "[green]ok[/green]", "absent": "[dim]absent[/dim]", "problems": "[bold red]PROBLEMS[/bold red]"}[r.state]
+        images = f"{r.present}" + (f"/{r.expected}" if r.expected is not None else "")
+        counts = ["-"] * 3 if r.state == "absent" else [str(len(r.missing)), str(len(r.extra)), str(len(r.corrupted))]
+        table.add_row(r.name, status, images, *counts, r.checksums or "-")
+    console.print(table)
+    for r in reports:
+        for kind in ("missing", "extra", "corrupted"):
+            names = getattr(r, kind)
+            if names:
+                more = f" and {len(names) - 5} more" if len(names) > 5 else ""
+                console.print(f"  {r.name}: {kind} {', '.join(names[:5])}{more}")
+
+
+@data_app.command("list")
+def data_list(data_root: str = DataRootOpt):
+    """The registered datasets: role, canonical count, checksums, source, original publisher and licence."""
+    from bench.data.datasets import DATASETS
+    from bench.data.loading import resolve_data_root
+
+    root = resolve_data_root(data_root)
+    for spec in DATASETS.values():
+        here = ("  [green]present[/green]" if (root / spec.name).is_dir() else "  [dim]absent[/dim]") if root else ""
+        count = f"{spec.count} images" if spec.count else "count depends on image sizes"
+        console.print(f"[bold]{spec.name}[/bold]  {spec.role}  {count}  checksums: {spec.checksum_kind}{here}")
+        console.print(f"  {spec.description}", soft_wrap=True)
+        if spec.source:
+            console.print(f"  source:    {spec.source.url}  ({', '.join(spec.source.folders)})", soft_wrap=True)
+        else:
+            console.print(f"  source:    cut from {spec.derived_from} by `hyperbench data prepare {spec.name}`")
+        console.print(f"  publisher: {spec.homepage}", soft_wrap=True)
+        console.print(f"  licence:   {spec.licence}", soft_wrap=True)
+
+
+@data_app.command("prepare")
+def data_prepare(name: str = typer.Argument(..., help="dataset name (see `hyperbench data list`)"),
+                 from_: Path = typer.Option(None, "--from", help="import a local copy: a folder (holding NAME/ or the images) or an archive"),
+                 data_root: str = DataRootOpt,
+                 keep_archive: bool = typer.Option(False, "--keep-archive", help="keep the downloaded archive under <root>/.downloads")):
+    """Download (resumable) or import a dataset, check every file's sha256 and install it as <root>/NAME/."""
+    from bench.data.download import prepare
+
+    report = prepare(name, _data_root_for_writing(data_root), from_, keep_archive, log=log)
+    _print_reports([report])
+    raise typer.Exit(0 if report.ok else 1)
+
+
+@data_app.command("verify")
+def data_verify(name: str = typer.Argument(None, help="one dataset (default: every registered one present under the root)"),
+                data_root: str = DataRootOpt):
+    """Report missing, extra and corrupted files; exit 1 when anything is wrong."""
+    from bench.data.datasets import DATASETS, get_dataset
+    from bench.data.loading import resolve_data_root
+    from bench.data.verify import verify
+
+    root = resolve_data_root(data_root)
+    if root is None:
+        raise HyperbenchError("no data root to verify", "pass --data-root DIR or set HYPERBENCH_DATA")
+    specs = [get_dataset(name)] if name else list(DATASETS.values())
+    reports = [verify(spec, root) for spec in specs]
+    console.print(f"data root {root}")
+    _print_reports(reports)
+    bad = [r.name for r in reports if r.state == "problems" or (name and r.state == "absent")]
+    ok = sum(r.ok for r in reports)
+    absent = sum(r.state == "absent" for r in reports)
+    console.print(f"{ok} verified, {absent} not present, {len(bad)} with problems" + (f": {', '.join(bad)}" if bad else ""))
+    raise typer.Exit(1 if bad else 0)
+
+
+@app.command()
+def demo(model: str = typer.Option(None, "--model", help="show only this registered model (e.g. hyperres)"),
+         checkpoint: Path = typer.Option(None, "--checkpoint", help="a run's model.safetensors, or a .safetensors/.pth state dict (with --model, --task)"),
+         run: str = typer.Option(None, "--run", help="run id (folder name under --runs-dir) to show first"),
+         task: str = typer.Option(None, "--task", help="task of a --checkpoint that has no run folder"),
+         kwargs: str = typer.Option(None, "--kwargs", help="JSON keyword arguments of a --checkpoint that has no run folder"),
+         image: Path = typer.Option(None, "--image", help="PNG or JPEG to show first (scikit-image samples are always there)"),
+         port: int = typer.Option(8000, "--port", help="port on 127.0.0.1 (0: any free port)"),
+         runs_dir: Path = RunsOpt,
+         benchmark: bool = typer.Option(False, "--benchmark", help="print the per-update time for a 512x512 image and exit"),
+         bench_profiles: str = typer.Option("smoke,quick", "--bench-profiles", help="HyperRes sizes (profiles) the benchmark times")):
+    """Serve a local page with a restoration-level slider: degraded input, restored output, PSNR, time per update."""
+    from bench.apps.demo import server as demo_server
+    from bench.apps.demo.models import parse_kwargs
+
+    if benchmark:
+        demo_server.benchmark(_split(bench_profiles), log=typer.echo)
+        return
+    server = demo_server.build_demo(runs_dir, model=model, run=run, checkpoint=checkpoint, task=task,
+                                    kwargs=parse_kwargs(kwargs), image=image)
+    demo_server.serve_forever(server, port, log=log)
+
+
+@app.command()
+def tune(profile: str = ProfileOpt, tasks: str = TasksOpt, models: str = ModelsOpt, data_root: str = DataRootOpt,
+         runs_dir: Path = RunsOpt, results_dir: Path = ResultsOpt, tables_dir: Path = TablesOpt,
+         benchmark: bool = typer.Option(False, "--benchmark", help="time the search against a dense grid instead (first task and model)"),
+         images: int = typer.Option(3, "--images", help="--benchmark: number of evaluation images"),
+         grid: int = typer.Option(41, "--grid", help="--benchmark: points of the dense reference grid")):
+    """Optimal input level per image (Fig 5 + deviation table), blind denoising and noise-estimator accuracy for trained adaptive entries."""
+    from bench.apps.reproduce import deterministic
+    from bench.training.profiles import load_profile
+    from bench.tuning.tune import benchmark as run_benchmark
+    from bench.tuning.tune import tune_profile, tune_settings
+
+    deterministic()
+    prof = load_profile(profile)
+    paths = _paths(runs_dir, results_dir, tables_dir)
+    if benchmark:
+        task, model = (_split(tasks) or ["denoise"])[0], (_split(models) or ["hyperres"])[0]
+        run_benchmark(prof, paths, task, model, images, data_root, log, grid)
+        return
+    for path in tune_profile(prof, paths, _split(tasks), _split(models), data_root, log, tune_settings(prof)):
+        console.print(f"  {path}")
+
+
+@app.command("estimate-noise")
+def estimate_noise(images: list[Path] = typer.Argument(..., help="image files (RGB; gray ones are replicated to 3 channels)"),
+                   weights: Path = typer.Option(None, "--weights", help="official noise_detect.pth (default: found next to the data root or in ../shared)"),
+                   crops: int = typer.Option(8, "--crops", help="number of seeded 128x128 crops averaged per image")):
+    """Estimate the AWGN sigma (0-255) of images with HyperRes' NoiseNet."""
+    import numpy as np
+    import torch
+
+    from bench.data.images import read_image, to_tensor
+    from bench.models.noisenet_official import load_official
+
+    model = load_official(weights, crops=crops)
+    for path in images:
+        pixels = read_image(path, mode="RGB")
+        with torch.no_grad():
+            sigma = float(model.estimate(to_tensor(np.ascontiguousarray(pixels))))
+        console.print(f"{path}: sigma {sigma:.2f}")
+
+
+@app.command()
+def perf(device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N"),
+         threads: int = typer.Option(None, "--threads", help="torch CPU threads (default: torch's choice)"),
+         repeats: int = typer.Option(5, "--repeats", help="timed repeats per variant (median and min are printed)"),
+         levels: int = typer.Option(4, "--levels", help="joint step: levels K"),
+         blocks: int = typer.Option(16, "--blocks", help="HyperRes meta blocks"),
+         width: int = typer.Option(64, "--width", help="HyperRes width"),
+         batch: int = typer.Option(4, "--batch", help="joint step: crops per level"),
+         crop: int = typer.Option(64, "--crop", help="joint step: crop size"),
+         sweep_levels: int = typer.Option(21, "--sweep-levels", help="level sweep: number of levels"),
+         sweep_size: int = typer.Option(256, "--sweep-size", help="level sweep and forward throughput: image size")):
+    """Time the joint training step (per-level loop vs batched), the level sweep and the forward throughput on this machine."""
+    from bench.apps.perf import run_perf
+
+    run_perf(device, threads, repeats, levels, blocks, width, batch, crop, sweep_levels, sweep_size, log=log)
+
+
+def main():
+    keep_freed_memory()  # whole-image forwards otherwise page-fault every feature map in again (bench/common/allocator.py)
+    try:
+        app(standalone_mode=True)
+    except HyperbenchError as exc:
+        # messages are plain text: "[...]" in them (levels, paths) must not be read as rich markup
+        console.print(Text.assemble(("error: ", "bold red"), exc.problem))
+        if exc.fix:
+            console.print(Text.assemble(("  fix: ", "bold"), exc.fix))
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The demo: a local web page with a restoration-level slider (`hyperbench demo`)."""

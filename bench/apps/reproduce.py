@@ -1,0 +1,232 @@
+"""The one data flow: profile -> runs -> training -> evaluation -> tidy results -> tables."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from bench.common.atomic import atomic_write_text
+from bench.common.errors import HyperbenchError
+from bench.data.input_cache import set_sha256
+from bench.data.loading import SKIMAGE_EVAL, SKIMAGE_TRAIN, Image, load_dataset, resolve_data_root
+from bench.evaluation import evaluate as ev
+from bench.evaluation.results import environment, write_rows
+from bench.tasks.task import Task, get_task
+from bench.training.loop import check_train_settings
+from bench.training.profiles import Entry, Profile, expand
+from bench.training.runs import RunDir
+from bench.training.trainer import train_run
+
+EVAL_FORMAT = 2  # 2: per-image rows carry input_sha256
+
+
+@dataclass
+class Paths:
+    runs: Path = Path("results/runs")
+    results: Path = Path("results")
+    tables: Path = Path("paper_tables/generated")
+
+    def results_file(self, profile: str) -> Path:
+        return self.results / profile / "results.csv"
+
+    def eval_dir(self) -> Path:
+        """Per-image metrics, one CSV per (task, entry) keyed by content: profiles that share a trained entry
+        and its evaluation settings share its evaluation, and a new entry is the only one evaluated."""
+        return self.results / "per_image"
+
+    def tables_dir(self, profile: str) -> Path:
+        return self.tables / profile
+
+    def grid_dir(self) -> Path:
+        """Grid job logs (submitit) and the job recorded for each run id."""
+        return self.results / "grid"
+
+    def inputs_dir(self) -> Path:
+        """Degraded evaluation inputs (keyed by dataset, task, options and seed); git-ignored with per_image/."""
+        return self.eval_dir() / "inputs"
+
+
+def deterministic() -> None:
+    """Same config and seed on CPU -> identical numbers (thread count is recorded with results)."""
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def data_source(dataset: str) -> str:
+    if dataset == "skimage-eval":
+        return "scikit-image sample images (" + ", ".join(SKIMAGE_EVAL) + "), not the paper's test set"
+    if dataset == "skimage-train":
+        return "scikit-image sample images (" + ", ".join(SKIMAGE_TRAIN) + "), not the paper's training set"
+    return f"{dataset} (sha256-verified)"
+
+
+def check_eval_images(task: Task, images: list[Image], dataset: str) -> None:
+    """Images the networks or metrics cannot take fail here with their name, before torch sees them."""
+    spec = task.metric
+    smallest = max(4, spec.ssim_window + 2 * spec.crop_border)  # stride-2 head; SSIM needs one full window
+    for image in images:
+        shape = image.pixels.shape
+        want_rgb = task.channels == "rgb"
+        if (len(shape) == 3 and shape[2] == 3) != want_rgb or len(shape) not in (2, 3):
+            raise HyperbenchError(
+                f"image {image.name} of {dataset} has shape {shape}, but {task.name} networks take "
+                + ("RGB (H x W x 3)" if want_rgb else "single-channel luma (H x W)") + " images",
+                "load the dataset with bench.data.load_dataset(name, colour=task.channels), which converts gray <-> RGB",
+            )
+        h, w = shape[0] - shape[0] % 2, shape[1] - shape[1] % 2  # evaluation modcrops to 2
+        if min(h, w) < smallest:
+            raise HyperbenchError(
+                f"image {image.name} of {dataset} is {shape[0]}x{shape[1]}; evaluating {task.name} needs at least "
+                f"{smallest}x{smallest} pixels (SSIM window {spec.ssim_window}, crop border {spec.crop_border})",
+                f"remove the image from {dataset} or evaluate on another dataset",
+            )
+
+
+def check_degradation_options(task: Task, options: dict, level: float) -> None:
+    """Option values (not just keys) are checked by one degradation of a small probe image before any work starts."""
+    probe = np.full((16, 16, 3) if task.channels == "rgb" else (16, 16), 128, np.uint8)
+    try:
+        task.degrade(probe, level, np.random.default_rng(0), options)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise HyperbenchError(f"{task.name} degradation options {options} are not valid: {exc}", f"fix options of task {task.name} in the profile") from None
+
+
+def train_all(entries: list[Entry], paths: Paths, data_root=None, log=print, grid=None) -> list:
+    """Train every unfinished run here, or submit them as jobs (`grid`: bench.training.grid_options.GridOptions). Returns the runs left unfinished."""
+    resolve_data_root(data_root)  # a wrong --data-root fails before anything is written
+    for entry in entries:
+        if not entry.runs or not all(run.levels for run in entry.runs):
+            raise HyperbenchError(
+                f"task {entry.task} of the profile gives {entry.model} no levels to train at",
+                "list train_levels (jointly trained models) and bank_levels (per-level networks) under the task in the profile",
+            )
+    runs = [run for entry in entries for run in entry.runs]
+    for run in runs:  # bad settings fail before any run folder is written
+        check_train_settings(run.config["train"], f"profile settings of {run.model} ({run.task})")
+        check_degradation_options(get_task(run.task), run.config["options"], run.levels[0])
+    todo = [run for run in runs if not RunDir(paths.runs, run).is_done]
+    log(f"{len(runs)} runs, {len(runs) - len(todo)} already finished, {len(todo)} to train")
+    if grid is not None and grid.executor != "none":
+        from bench.training.grid import train_on_grid
+
+        return train_on_grid(todo, paths.runs, paths.grid_dir(), grid, data_root, log)
+    names = {run.run_id: entry.model for entry in entries for run in entry.runs}  # the table name (hyperres-1block), not the architecture
+    for i, run in enumerate(todo, 1):
+        log(f"[{i}/{len(todo)}] train {names[run.run_id]} {run.task} levels {run.levels} -> {paths.runs / run.run_id}")
+        train_run(RunDir(paths.runs, run), data_root)
+    return []
+
+
+def _eval_key(profile: Profile, task: str, entry: Entry | None) -> str:
+    """Everything one entry's per-image rows depend on (entry None: the degraded input's own rows)."""
+    tcfg = profile.task_cfg(task)
+    payload = {
+        "format": EVAL_FORMAT, "dataset": tcfg["eval_dataset"], "levels": tcfg["eval_levels"], "options": tcfg["options"],
+        "seed": profile.seed, "metric": get_task(task).metric.key(),
+        "entry": None if entry is None else {"name": entry.model, "arch": entry.arch, "runs": [r.run_id for r in entry.runs]},
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def evaluate_task(profile: Profile, task_name: str, entries: list[Entry], paths: Paths, data_root=None, log=print) -> pd.DataFrame:
+    """Per-image metrics of all entries of one task; each entry's rows are cached on their own, so only
+    entries without a stored evaluation are run."""
+    task, tcfg = get_task(task_name), profile.task_cfg(task_name)
+    files = {e.model: paths.eval_dir() / f"{task_name}-{e.model}-{_eval_key(profile, task_name, e)}.csv" for e in entries}
+    files[ev.INPUT] = paths.eval_dir() / f"{task_name}-{ev.INPUT}-{_eval_key(profile, task_name, None)}.csv"
+    todo = [e for e in entries if not files[e.model].exists()]
+    frames = {name: pd.read_csv(f, dtype={"image": str}) for name, f in files.items() if f.exists()}  # "01" stays a string
+    if not todo and ev.INPUT in frames:
+        log(f"evaluation of {task_name} already done ({len(entries)} entries, {paths.eval_dir()})")
+        return pd.concat(frames.values(), ignore_index=True)
+    if not tcfg["eval_levels"]:
+        raise HyperbenchError(f"task {task_name} of profile {profile.name} has no eval_levels", "list eval_levels under the task in the profile")
+    check_degradation_options(task, tcfg["options"], tcfg["eval_levels"][0])
+    images = load_dataset(tcfg["eval_dataset"], data_root, colour=task.channels)
+    check_eval_images(task, images, tcfg["eval_dataset"])
+    models = {e.model: ev.assemble(e, paths.runs) for e in todo}
+    t0 = time.time()
+    rows = ev.evaluate(task, models, images, tcfg["eval_levels"], profile.seed, tcfg["options"], label=tcfg["eval_dataset"],
+                       input_cache=paths.inputs_dir(), dataset=tcfg["eval_dataset"])
+    fresh = pd.DataFrame(rows)
+    for name, group in fresh.groupby("model", sort=False):
+        buf = io.StringIO()
+        group.to_csv(buf, index=False)  # full precision: cached rows must equal fresh ones
+        atomic_write_text(files[name], buf.getvalue())
+        frames[name] = group
+    log(f"evaluated {task_name}: {len(todo)} of {len(entries)} entries on {len(images)} images x {len(tcfg['eval_levels'])} levels "
+        f"in {time.time() - t0:.0f} s")
+    return pd.concat([frames[name] for name in files], ignore_index=True)
+
+
+def tidy_rows(profile: Profile, task_name: str, entries: list[Entry], per_image: pd.DataFrame) -> list[dict]:
+    task, tcfg = get_task(task_name), profile.task_cfg(task_name)
+    run_ids = {e.model: "+".join(r.run_id for r in e.runs) for e in entries}
+    env = environment()
+    rows = []
+    inputs = {  # one checksum of the input set per level: which inputs every number of that level was computed on
+        level: set_sha256(dict(zip(group["image"], group["input_sha256"])))
+        for level, group in per_image[per_image.model == ev.INPUT].groupby("level")
+    }
+    grouped = per_image.groupby(["model", "level"], sort=True)
+    for (model, level), group in grouped:
+        for metric in ("psnr", "ssim"):
+            rows.append({
+                "run_id": run_ids.get(model, ""), "profile": profile.name, "model": model, "task": task_name,
+                "dataset": tcfg["eval_dataset"], "level": level, "input_level": group["input_level"].iloc[0],
+                "metric": metric, "value": group[metric].mean(), "metric_spec": task.metric.key(),
+                "seed": profile.seed, "n_images": len(group), "data_source": data_source(tcfg["eval_dataset"]), **env,
+                "inputs_sha256": inputs.get(level, ""),
+            })
+    return rows
+
+
+def stages(profile: Profile, entries: list[Entry], grid=None) -> list[list[Entry]]:
+    """The entries in the order reproduce finishes them: the profile's `first:` entries, whose tables are written
+    as soon as they are done, then all. Grid jobs are submitted in one go (a cluster runs them side by side)."""
+    first = [e for e in entries if e.model in profile.first]
+    if not first or len(first) == len(entries) or (grid is not None and grid.executor != "none"):
+        return [entries]
+    return [first, entries]
+
+
+def reproduce(profile: Profile, paths: Paths, tasks=None, models=None, data_root=None, log=print, grid=None) -> dict:
+    """Train what is missing (here, or as grid jobs), evaluate, store tidy results and write the tables. Returns output
+    paths and the runs still unfinished: entries with an unfinished run are reported as missing, the rest are gathered."""
+    from bench.reports.tables import write_reports
+    from bench.tuning.tune import tune_profile, tune_settings
+
+    deterministic()
+    t0 = time.time()
+    entries = expand(profile, tasks, models)
+    tuning = tune_settings(profile) if profile.tune else None  # a bad tune section fails before any training
+    steps = stages(profile, entries, grid)
+    for n, stage in enumerate(steps, 1):
+        names = ", ".join(dict.fromkeys(e.model for e in stage))
+        if len(steps) > 1:
+            log(f"stage {n}/{len(steps)}: {names}")
+        unfinished = train_all(stage, paths, data_root, log, grid)
+        pending = {run.run_id for run in unfinished}
+        finished = [e for e in stage if not any(run.run_id in pending for run in e.runs)]
+        if pending:
+            log(f"{len(pending)} runs not finished: {len(stage) - len(finished)} entries reported as missing; "
+                "run the same command again to gather them once their jobs are done")
+        for task_name in dict.fromkeys(e.task for e in finished):
+            task_entries = [e for e in finished if e.task == task_name]
+            per_image = evaluate_task(profile, task_name, task_entries, paths, data_root, log)
+            write_rows(paths.results_file(profile.name), tidy_rows(profile, task_name, task_entries, per_image))
+        written = write_reports(profile, paths, stage)
+        if n < len(steps):
+            log(f"tables of {names} written after {time.time() - t0:.0f} s: {paths.tables_dir(profile.name)}")
+    if tuning is not None and pending:
+        log("input-level tuning waits until every run is finished")
+    elif tuning is not None:  # optimal input level (Fig 5), blind denoising, noise estimator accuracy
+        written += tune_profile(profile, paths, tasks, models, data_root, log, tuning)
+    return {"results": paths.results_file(profile.name), "tables": written, "wall_s": time.time() - t0, "missing": unfinished}

@@ -1,0 +1,1 @@
+"""Pieces every stage uses: user-facing errors, progress bars, atomic file writes, checkpoints, the allocator setting."""

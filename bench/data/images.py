@@ -1,0 +1,64 @@
+"""Image I/O and the array conventions every task shares (uint8 HxWxC on disk, float [0,1] NCHW in nets)."""
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from bench.common.errors import HyperbenchError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
+
+
+def read_image(path, mode: str | None = None) -> np.ndarray:
+    """Decode an image file to uint8 (HxWx3 for RGB, HxW for L). Corrupt files raise a clear error."""
+    path = Path(path)
+    try:
+        with Image.open(path) as im:
+            im.load()  # decode now so a truncated file fails here, not later in a network
+            if mode is None:
+                mode = "L" if im.mode in ("L", "I;16", "I", "1") else "RGB"
+            return np.asarray(im.convert(mode), dtype=np.uint8).copy()
+    except FileNotFoundError:
+        raise HyperbenchError(f"image not found: {path}", "check the path or the dataset folder") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise HyperbenchError(f"cannot decode image {path}: {exc}", "the file is truncated or not an image; re-download or remove it") from None
+
+
+def rgb_to_luma(img: np.ndarray) -> np.ndarray:
+    """Full-range luma 0.299 R + 0.587 G + 0.114 B, rounded to uint8.
+
+    This is what the official HyperRes scripts use to make gray deJPEG data (OpenCV BGR2GRAY), which
+    differs from the BT.601 studio-range Y used for SR metrics.
+    """
+    if img.ndim == 2:
+        return img
+    y = img[..., 0] * 0.299 + img[..., 1] * 0.587 + img[..., 2] * 0.114
+    return np.clip(np.round(y), 0, 255).astype(np.uint8)
+
+
+def modcrop(img: np.ndarray, multiple: int) -> np.ndarray:
+    """Crop bottom/right so height and width are multiples of `multiple` (official loaders use 2)."""
+    h, w = img.shape[:2]
+    return img[: h - h % multiple, : w - w % multiple]
+
+
+def to_tensor(img: np.ndarray) -> torch.Tensor:
+    """uint8 or float [0,1] HxW[xC] -> float32 1xCxHxW."""
+    arr = np.asarray(img)
+    arr = arr.astype(np.float32) / 255.0 if arr.dtype == np.uint8 else arr.astype(np.float32)
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))[None]
+
+
+def to_uint8(t: torch.Tensor) -> np.ndarray:
+    """Network output 1xCxHxW -> uint8 HxW[xC]: clamp to [0,1], x255, round (the metric convention)."""
+    arr = t.detach().float().clamp(0, 1).mul(255).round().to(torch.uint8)[0].permute(1, 2, 0).cpu().numpy()
+    return arr[..., 0] if arr.shape[-1] == 1 else arr
+
+
+def list_images(folder) -> list[Path]:
+    folder = Path(folder)
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []

@@ -1,0 +1,1 @@
+"""Evaluation of table entries at every level, and the tidy results store."""

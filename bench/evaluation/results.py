@@ -1,0 +1,81 @@
+"""The results store: tidy CSV rows, written atomically under a file lock so concurrent writers
+never lose or duplicate rows. Every row carries its metric spec, seed and library versions."""
+
+from __future__ import annotations
+
+import fcntl
+import io
+import platform
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import PIL
+import torch
+
+from bench.common.atomic import atomic_write_text
+from bench.version import __version__
+
+COLUMNS = [
+    "run_id", "profile", "model", "task", "dataset", "level", "input_level", "metric", "value",
+    "metric_spec", "seed", "n_images", "data_source", "versions", "torch_threads", "interop_threads", "deterministic", "cpu",
+    "inputs_sha256",  # checksum of the set of degraded inputs of the row's level (bench.data.input_cache.set_sha256)
+]
+KEY = ["profile", "model", "task", "dataset", "level", "metric", "metric_spec", "seed"]
+
+
+def versions() -> str:
+    import skimage  # its sample images are the smoke profile's data
+
+    return (
+        f"hyperbench {__version__}; python {platform.python_version()}; torch {torch.__version__}; "
+        f"numpy {np.__version__}; pillow {PIL.__version__}; scikit-image {skimage.__version__}"
+    )
+
+
+def environment() -> dict:
+    """What can change the last bits of a CPU result: versions, thread counts, deterministic mode and the
+    vector instructions torch's kernels use (AVX2 and AVX512 kernels round differently)."""
+    deterministic = "off"
+    if torch.are_deterministic_algorithms_enabled():
+        deterministic = "on (warn-only)" if torch.is_deterministic_algorithms_warn_only_enabled() else "on"
+    return {
+        "versions": versions(),
+        "torch_threads": torch.get_num_threads(),
+        "interop_threads": torch.get_num_interop_threads(),
+        "deterministic": deterministic,
+        "cpu": f"{platform.machine()} {torch.backends.cpu.get_cpu_capability()}",
+    }
+
+
+@contextmanager
+def locked(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def read_results(path) -> pd.DataFrame:
+    path = Path(path)
+    if not path.exists():
+        return pd.DataFrame(columns=COLUMNS)
+    return pd.read_csv(path, dtype={"run_id": str, "metric_spec": str})
+
+
+def write_rows(path, rows: list[dict]) -> pd.DataFrame:
+    """Merge rows into the CSV at `path` (same key: replaced), atomically and under a lock."""
+    path = Path(path)
+    new = pd.DataFrame(rows, columns=COLUMNS)
+    with locked(path):
+        old = read_results(path)
+        merged = pd.concat([old, new], ignore_index=True) if len(old) else new
+        merged = merged.drop_duplicates(subset=KEY, keep="last").sort_values(KEY, kind="stable")
+        buf = io.StringIO()
+        merged.to_csv(buf, index=False)
+        atomic_write_text(path, buf.getvalue())
+    return merged

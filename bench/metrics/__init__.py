@@ -1,0 +1,1 @@
+"""PSNR and SSIM with their spec, and the metric regression gate."""

@@ -1,0 +1,235 @@
+"""Reports: Tables 1-3 beside the published numbers (with differences), the parameter table and
+PSNR-vs-level figures, as markdown, LaTeX (booktabs), CSV, PNG and PDF."""
+
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+
+import pandas as pd
+from tabulate import tabulate
+
+from bench.common.atomic import atomic_write_text
+from bench.evaluation.evaluate import INPUT
+from bench.evaluation.results import read_results
+from bench.models.catalog import list_models, model_cfg, param_count
+from bench.reports.adaptive import write_adaptive_reports
+from bench.reports.figures import pyplot, save_figure
+from bench.reports.published import published, published_value
+from bench.tasks.task import get_task
+from bench.training.profiles import Entry, Profile, model_arch, model_kwargs
+from bench.training.runs import RunDir
+
+PRETTY = {"perlevel": "Per-level networks (paper: Baseline)", "hyperres": "HyperRes", INPUT: "Degraded input"}
+TABLE_FILES = {"dejpeg": "table1_dejpeg", "denoise": "table2_denoise", "sr": "table3_sr"}
+
+
+def _fmt(v, metric, signed=False):
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "—"
+    digits = 2 if metric == "psnr" else 4
+    return f"{v:+.{digits}f}" if signed else f"{v:.{digits}f}"
+
+
+def level_label(task: str, level) -> str:
+    if level == "mean":
+        return "mean"
+    return {"denoise": "σ={:g}", "dejpeg": "q={:g}", "sr": "x{:g}"}[task].format(float(level))
+
+
+def task_table(profile: Profile, task_name: str, results: pd.DataFrame, entries: list[Entry]) -> pd.DataFrame:
+    """Long table: model, metric, level, ours, published, delta, confidence (table levels + mean)."""
+    task = get_task(task_name)
+    pub = published()
+    ours = results[(results.task == task_name) & (results.profile == profile.name)]
+    levels = list(task.table_levels)
+    rows = []
+    for model in [e.model for e in entries] + [INPUT]:
+        for metric in ("psnr", "ssim"):
+            sub = ours[(ours.model == model) & (ours.metric == metric)]
+            values = {float(lv): v for lv, v in zip(sub.level, sub.value)}
+            given = {float(lv): il for lv, il in zip(sub.level, sub.input_level)}
+            cells = [(lv, values.get(float(lv), math.nan)) for lv in levels]
+            present = [v for _, v in cells if not math.isnan(v)]
+            mean = sum(present) / len(present) if len(present) == len(levels) else math.nan
+            for lv, v in cells + [("mean", mean)]:
+                p, conf = published_value(pub, task_name, model, lv, metric)
+                rows.append({
+                    "table": task.paper_table, "task": task_name, "model": model, "metric": metric, "level": lv,
+                    "ours": v, "published": p, "delta": v - p if not (math.isnan(v) or math.isnan(p)) else math.nan,
+                    "published_confidence": conf, "input_level": given.get(float(lv), math.nan) if lv != "mean" else math.nan,
+                })
+    return pd.DataFrame(rows)
+
+
+def _wide(table: pd.DataFrame, task: str):
+    """Rows (model, metric, paper/ours/diff) x level columns, for markdown and LaTeX."""
+    levels = list(dict.fromkeys(table.level))
+    header = ["model", "metric", ""] + [level_label(task, lv) for lv in levels]
+    body = []
+    for (model, metric), sub in table.groupby(["model", "metric"], sort=False):
+        sub = sub.set_index("level")
+        name, m = PRETTY.get(model, model), metric.upper()
+        if model != INPUT:
+            body.append([name, m, "paper"] + [_fmt(sub.published[lv], metric) for lv in levels])
+            body.append(["", "", "ours"] + [_fmt(sub.ours[lv], metric) + _elsewhere(lv, sub.input_level[lv]) for lv in levels])
+            body.append(["", "", "ours − paper"] + [_fmt(sub.delta[lv], metric, signed=True) for lv in levels])
+        else:
+            body.append([name, m, "ours"] + [_fmt(sub.ours[lv], metric) for lv in levels])
+    return header, body
+
+
+def _elsewhere(level, input_level) -> str:
+    """A dagger where a bank answered with a network trained for another level."""
+    if level == "mean" or input_level is None or math.isnan(input_level) or abs(input_level - float(level)) < 1e-9:
+        return ""
+    return f" †{input_level:g}"
+
+
+def _latex(header, body, caption: str) -> str:
+    cols = "lll" + "r" * (len(header) - 3)
+    esc = [h.replace("σ", r"$\sigma$").replace("−", "$-$") for h in header]
+    lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{caption}}}", rf"\begin{{tabular}}{{{cols}}}", r"\toprule",
+             " & ".join(esc) + r" \\", r"\midrule"]
+    for row in body:
+        lines.append(" & ".join(str(c).replace("−", "$-$").replace("—", "--") for c in row) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}", ""]
+    return "\n".join(lines)
+
+
+def _gain_over_input(results: pd.DataFrame, entry: Entry) -> float:
+    """Mean PSNR gain of an entry over its degraded input, across all evaluation levels."""
+    psnr = results[(results.task == entry.task) & (results.metric == "psnr")]
+    ours = psnr[psnr.model == entry.model].set_index("level").value
+    base = psnr[psnr.model == INPUT].set_index("level").value
+    common = ours.index.intersection(base.index)
+    return float((ours[common] - base[common]).mean()) if len(common) else math.nan
+
+
+def _training_summary(entries: list[Entry], runs_dir: Path, results: pd.DataFrame) -> list[list]:
+    rows = []
+    for e in entries:
+        gain = _gain_over_input(results, e)
+        summaries = [RunDir(runs_dir, r).summary() for r in e.runs]
+        losses = [s.get("final_loss", math.nan) for s in summaries]
+        rows.append([
+            PRETTY.get(e.model, e.model), ", ".join(f"{k}={v}" for k, v in e.model_kwargs.items() if k != "levels"),
+            f"{param_count(e.arch, **e.model_kwargs):,}" + (f" x {len(e.runs)} nets" if len(e.runs) > 1 else ""),
+            len(e.runs), summaries[0].get("steps", "?") if summaries else "?",
+            " / ".join(f"{v:.4f}" for v in losses), _fmt(gain, "psnr", signed=True), " ".join(r.run_id for r in e.runs),
+        ])
+    return rows
+
+
+def conventions_text(profile: Profile, task_name: str, results: pd.DataFrame) -> list[str]:
+    task, tcfg = get_task(task_name), profile.task_cfg(task_name)
+    sub = results[(results.task == task_name) & (results.profile == profile.name)]
+    lines = [
+        f"Metric spec: {task.metric.describe()} (key `{task.metric.key()}`).",
+        f"Evaluation data: {sub.data_source.iloc[0] if len(sub) else tcfg['eval_dataset']}; images modcropped to 2; "
+        f"degraded inputs seeded from (image, level, seed={profile.seed}); degradation options {tcfg['options']}.",
+        f"Training data: {tcfg['train_dataset']} (the paper trains on {task.paper_train_dataset}); "
+        f"HyperRes trained jointly on {', '.join(f'{v:g}' for v in tcfg['train_levels'])}; per-level networks at "
+        f"{', '.join(f'{v:g}' for v in tcfg['bank_levels'])}; evaluated at {', '.join(f'{v:g}' for v in tcfg['eval_levels'])}.",
+        "† n: no network of the bank was trained for this level; the one trained for level n answered.",
+        f"Profile `{profile.name}` differs from the paper in: " + ("; ".join(profile.conventions) or "nothing declared") + ".",
+        "Published values: HyperRes arXiv 2206.05970v3 (paper_tables/published/hyperres_tables.csv); '—' = not printed or not legible; "
+        "the paper's mean is over the five printed levels, and so is ours.",
+    ]
+    if len(sub):
+        lines.append(f"Seed {profile.seed}; {sub.versions.iloc[0]}; torch threads {sub.torch_threads.iloc[0]}; deterministic algorithms {sub.deterministic.iloc[0]}.")
+    return lines
+
+
+def param_table(profile: Profile | None = None) -> pd.DataFrame:
+    """Every registered entry's official configurations: our count vs the official count vs the paper."""
+    rows = []
+    for name in list_models():
+        cfg = model_cfg(name)
+        for oc in cfg.official_counts:
+            ours = param_count(name, **oc.kwargs)
+            rows.append({"model": name, "config": ", ".join(f"{k}={v}" for k, v in oc.kwargs.items()), "ours": ours,
+                         "official": oc.params, "paper_claim": oc.paper_claim, "match": ours == oc.params, "source": oc.source})
+    if profile is not None:
+        for model in profile.models:
+            arch = model_arch(profile, model)
+            for task in profile.tasks:
+                if task not in model_cfg(arch).tasks:
+                    continue
+                kw = model_kwargs(profile, model, task)
+                rows.append({"model": model, "config": f"profile {profile.name}, {task}: " + ", ".join(f"{k}={v}" for k, v in kw.items()),
+                             "ours": param_count(arch, **kw), "official": None, "paper_claim": "", "match": None,
+                             "source": "reduced size used by this profile (per network)"})
+    return pd.DataFrame(rows)
+
+
+def _figure(profile: Profile, task_name: str, results: pd.DataFrame, out_base: Path) -> list[Path]:
+    plt = pyplot()
+
+    task, tcfg = get_task(task_name), profile.task_cfg(task_name)
+    ours = results[(results.task == task_name) & (results.profile == profile.name) & (results.metric == "psnr")]
+    pub = published()
+    pub = pub[(pub.task == task_name) & (pub.metric == "psnr") & (pub.level != "mean") & (pub.value != "NA")]
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    colours = {"hyperres": "tab:red", "perlevel": "tab:blue", INPUT: "tab:gray"}
+    for model, sub in ours.groupby("model"):
+        sub = sub.sort_values("level")
+        ax.plot(sub.level, sub.value, marker="o", ms=3, color=colours.get(model), ls="--" if model == INPUT else "-",
+                label=f"{PRETTY.get(model, model)} (ours)")
+    for model, sub in pub.groupby("model"):
+        ax.scatter(sub.level.astype(float), sub.value.astype(float), marker="x", s=40, color=colours.get(model),
+                   label=f"{PRETTY.get(model, model)} (paper)")
+    for lv in tcfg["train_levels"]:
+        ax.axvline(lv, color="tab:red", alpha=0.15, lw=4)
+    ax.set_xlabel(task.unit + " (shaded: HyperRes training levels)")
+    ax.set_ylabel("PSNR [dB]")
+    ax.set_title(f"{task.title}, {tcfg['eval_dataset']} — profile {profile.name}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return save_figure(fig, out_base)
+
+
+def write_reports(profile: Profile, paths, entries: list[Entry]) -> list[Path]:
+    out = paths.tables_dir(profile.name)
+    out.mkdir(parents=True, exist_ok=True)
+    results = read_results(paths.results_file(profile.name))
+    written, index = [], [f"# Generated tables — profile `{profile.name}`", "", profile.description, ""]
+    for task_name in dict.fromkeys(e.task for e in entries):
+        task = get_task(task_name)
+        task_entries = [e for e in entries if e.task == task_name]
+        table = task_table(profile, task_name, results, task_entries)
+        base = out / TABLE_FILES[task_name]
+        header, body = _wide(table, task_name)
+        notes = conventions_text(profile, task_name, results)
+        ours = results[results.profile == profile.name]
+        train = _training_summary(task_entries, paths.runs, ours)
+        title = f"{task.paper_table} — {task.title}, {profile.task_cfg(task_name)['eval_dataset']}: PSNR [dB] and SSIM"
+        md = [f"## {title}", "", tabulate(body, header, tablefmt="github"), ""] + [f"- {n}" for n in notes]
+        md += ["", "Training (final L1 = moving average of the L1 training loss at the last step, per-level networks in level order; "
+               "gain = mean PSNR over the degraded input across all evaluation levels, so an untrained model shows a gain near or below 0):", "",
+               tabulate(train, ["model", "kwargs", "params", "runs", "steps", "final L1", "PSNR gain over input [dB]", "run ids"], tablefmt="github"), ""]
+        atomic_write_text(base.with_suffix(".md"), "\n".join(md))
+        atomic_write_text(base.with_suffix(".tex"), _latex(header, body, title + ". " + notes[0].replace("_", r"\_")))
+        buf = io.StringIO()
+        table.assign(metric_spec=task.metric.key(), profile=profile.name).to_csv(buf, index=False, float_format="%.4f")
+        atomic_write_text(base.with_suffix(".csv"), buf.getvalue())
+        written += [base.with_suffix(s) for s in (".md", ".tex", ".csv")]
+        written += _figure(profile, task_name, results, out / f"fig_psnr_vs_level_{task_name}")
+        index += md + [f"![PSNR vs level]({'fig_psnr_vs_level_' + task_name}.png)", ""]
+    adaptive_files, adaptive_md = write_adaptive_reports(profile, results, entries, out)
+    written += adaptive_files
+    index += adaptive_md
+    params = param_table(profile)
+    pbody = params.astype(object).where(params.notna(), "").values.tolist()
+    atomic_write_text(out / "params.md", "## Parameter counts: ours vs official code vs paper\n\n" + tabulate(pbody, list(params.columns), tablefmt="github") + "\n")
+    atomic_write_text(out / "params.tex", _latex(list(params.columns[:6]), [r[:6] for r in pbody], "Parameter counts: ours vs official vs paper claim"))
+    buf = io.StringIO()
+    params.to_csv(buf, index=False)
+    atomic_write_text(out / "params.csv", buf.getvalue())
+    written += [out / "params.md", out / "params.tex", out / "params.csv"]
+    index += ["## Parameter counts", "", tabulate(pbody, list(params.columns), tablefmt="github"), ""]
+    atomic_write_text(out / "README.md", "\n".join(index))
+    written.append(out / "README.md")
+    return written

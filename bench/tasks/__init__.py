@@ -1,0 +1,1 @@
+"""The restoration tasks (denoising, deJPEG, SR): levels, degradations and resizers, and each task's metric convention."""

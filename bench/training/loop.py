@@ -1,0 +1,137 @@
+"""The optimisation loop every protocol uses (resumable, deterministic), its settings and schedule,
+and the degraded batches it trains on.
+
+Randomness of step s comes from a Generator seeded by (seed, stage, s), so a resumed run draws the
+same batches as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from bench.common.checkpoint import load_tensors, save_tensors
+from bench.common.errors import HyperbenchError
+from bench.common.progress import progress_bar
+from bench.data.images import to_tensor
+from bench.tasks.degradations import seeded_rng
+from bench.training import distributed
+from bench.training.runs import RunDir
+
+
+def _positive_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _positive_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+
+
+def check_train_settings(train: dict, where: str) -> None:
+    """Reject training settings that would otherwise fail deep inside torch, before any run folder is written."""
+
+    def bad(key, why, fix):
+        raise HyperbenchError(f"{where}: train.{key} = {train.get(key)!r} {why}", fix)
+
+    for key in ("steps", "batch", "crop", "lr"):
+        if key not in train:
+            raise HyperbenchError(f"{where}: the train settings lack {key!r}", "see bench/profiles/smoke.yaml for the layout")
+    for key in ("steps", "batch"):
+        if not _positive_int(train[key]):
+            bad(key, "is not a positive integer", f"set train.{key} to a whole number >= 1")
+    if not _positive_int(train["crop"]) or train["crop"] % 2 or train["crop"] < 8:
+        bad("crop", "is not an even number of pixels >= 8 (the networks halve and double the size)", "set train.crop to e.g. 32")
+    for key in ("lr", "lr_gamma"):
+        if key in train and not _positive_number(train[key]):
+            hint = " (YAML 1.1 reads 1e-3 and 1.0e9 as text: write 1.0e-3 or 0.001)" if isinstance(train[key], str) else ""
+            bad(key, "is not a positive number" + hint, f"set train.{key} to a number > 0")
+    milestones = train.get("lr_milestones", [])
+    if not isinstance(milestones, list) or not all(_positive_int(m) for m in milestones):
+        bad("lr_milestones", "is not a list of positive step numbers", "write e.g. lr_milestones: [30]")
+    every = train.get("checkpoint_every", 0)
+    if not (every == 0 or _positive_int(every)):
+        bad("checkpoint_every", "is not a whole number >= 0", "write e.g. checkpoint_every: 20 (0: only at the end)")
+
+
+def lr_at(step: int, train: dict, spec: dict | None = None) -> float:
+    """Step schedule: lr * gamma ** (milestones passed), as MultiStepLR; or, where the model's official
+    optimiser anneals (spec schedule 'cosine'), cosine from lr to eta_min over the run's steps."""
+    if spec and spec.get("schedule") == "cosine":
+        eta_min = spec.get("eta_min", 0.0)
+        return eta_min + 0.5 * (train["lr"] - eta_min) * (1 + math.cos(math.pi * step / train["steps"]))
+    passed = sum(step >= m for m in train.get("lr_milestones", []))
+    return train["lr"] * train.get("lr_gamma", 0.1) ** passed
+
+
+def degraded_batch(patches, task, levels, rng, options):
+    """Clean uint8 crops -> (inputs, targets, levels) tensors for all levels, level-major order."""
+    inputs, targets, lv = [], [], []
+    for level in levels:
+        for p in patches:
+            inputs.append(to_tensor(task.degrade(p, level, rng, options)))
+            targets.append(to_tensor(p))
+            lv.append(level)
+    return torch.cat(inputs), torch.cat(targets), torch.tensor(lv, dtype=torch.float32)
+
+
+def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict, dict]:
+    sd = opt.state_dict()
+    tensors = {f"optim.{idx}.{k}": v for idx, st in sd["state"].items() for k, v in st.items() if torch.is_tensor(v)}
+    return tensors, {"param_groups": sd["param_groups"]}
+
+
+def _restore_optimizer(opt: torch.optim.Optimizer, tensors: dict, meta: dict) -> None:
+    state: dict = {}
+    for key, v in tensors.items():
+        if key.startswith("optim."):
+            _, idx, name = key.split(".", 2)
+            state.setdefault(int(idx), {})[name] = v
+    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+def optimise(model, params, loss_fn, steps: int, train: dict, rundir: RunDir, stage: str, seed: int) -> float:
+    """Adam over `params` for `steps`; resumes from the stage's last checkpoint. Returns final loss.
+    A model's `optimiser_spec` carries what its official recipe does differently (HINet: Adam betas,
+    cosine annealing, gradient-norm clipping); the profile's lr and steps still apply."""
+    spec = getattr(model, "optimiser_spec", None) or {}
+    params = list(params)
+    opt = torch.optim.Adam(params, lr=train["lr"], betas=tuple(spec.get("betas", (0.9, 0.999))))
+    start, loss_ema = 0, None
+    if rundir.state_file.exists():
+        tensors, meta = load_tensors(rundir.state_file)
+        if meta.get("stage") == stage:
+            model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+            _restore_optimizer(opt, tensors, meta)
+            start, loss_ema = meta["step"], meta.get("loss_ema")
+    every = int(train.get("checkpoint_every", 0)) or steps
+    model.train()
+    label = f"{rundir.run.model} {rundir.run.task} {','.join(f'{v:g}' for v in rundir.run.levels)} [{stage}]"
+    with progress_bar(label, total=steps, completed=start) as bar:
+        for step in range(start, steps):
+            for group in opt.param_groups:
+                group["lr"] = lr_at(step, train, spec)
+            rng = seeded_rng(seed, stage, step)
+            loss = loss_fn(rng)
+            value = distributed.mean(loss.detach())  # the combined batch's loss when data-parallel
+            if not math.isfinite(value):
+                raise HyperbenchError(  # no [brackets] in the message: the CLI prints it as rich markup
+                    f"training loss became {value} at step {step} of run {rundir.run.run_id} ({rundir.run.model}, {rundir.run.task}, stage {stage})",
+                    "lower the learning rate in the profile (train.lr) or check the data; the run was left unfinished",
+                )
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            distributed.average_gradients(model.parameters())
+            if spec.get("clip_norm"):
+                torch.nn.utils.clip_grad_norm_(params, spec["clip_norm"])
+            opt.step()
+            loss_ema = value if loss_ema is None else 0.98 * loss_ema + 0.02 * value
+            bar.update(step + 1, loss=loss_ema)
+            if ((step + 1) % every == 0 or step + 1 == steps) and distributed.is_main():
+                tensors, meta = _optimizer_tensors(opt)
+                tensors.update({f"model.{k}": v for k, v in model.state_dict().items()})
+                save_tensors(rundir.state_file, tensors, {**meta, "stage": stage, "step": step + 1, "loss_ema": loss_ema})
+                rundir.log({"stage": stage, "step": step + 1, "loss": value, "loss_ema": loss_ema, "lr": lr_at(step, train, spec)})
+    return float(loss_ema)
+
+

@@ -1,0 +1,184 @@
+"""Profiles (YAML) and their expansion into runs: model x task x training levels x seed.
+
+A run is identified by the hash of its resolved config, so the same settings always land in the same
+folder and finished work is never redone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from bench.common.errors import HyperbenchError, did_you_mean
+from bench.models.catalog import model_cfg
+from bench.tasks.task import get_task
+from bench.training.distributed import check_gpu_flags
+from bench.training.grid_options import grid_settings
+from bench.training.runs import RUN_FORMAT, Run
+
+PROFILE_DIR = Path(__file__).resolve().parents[1] / "profiles"  # bench/profiles/*.yaml
+TRAIN_KEYS = {"steps", "batch", "crop", "lr", "lr_milestones", "lr_gamma", "checkpoint_every"}
+TASK_KEYS = {"train_dataset", "eval_dataset", "train_levels", "bank_levels", "eval_levels", "options"}
+MERGED_SECTIONS = ("train", "models", "tune", "gpu", "grid")  # `extends:`: the child's keys override the base's, key by key
+
+
+@dataclass
+class Entry:
+    """A model as it appears in the tables for one task, made of one run or a bank of runs."""
+
+    model: str  # the entry's name in tables and results (a profile may list one architecture twice)
+    task: str
+    model_kwargs: dict
+    runs: list[Run] = field(default_factory=list)
+    arch: str = ""  # the registry name it is built from (defaults to `model`)
+
+    def __post_init__(self):
+        self.arch = self.arch or self.model
+
+
+@dataclass
+class Profile:
+    name: str
+    description: str
+    seed: int
+    train: dict
+    models: dict
+    tasks: dict
+    conventions: list[str]
+    source: Path
+    tune: dict = field(default_factory=dict)  # optional `tune:` section, validated by bench.tuning.tune.tune_settings
+    gpu: dict = field(default_factory=dict)  # optional `gpu:` flags that are on (bf16, channels_last, compile): part of every run config
+    grid: dict = field(default_factory=dict)  # optional `grid:` cluster settings (bench.training.grid), not part of run configs
+    first: list[str] = field(default_factory=list)  # optional `first:` entries reproduce finishes (tables included) before the rest
+
+    def task_cfg(self, task: str) -> dict:
+        return self.tasks[task]
+
+
+def _fail(path, problem, fix):
+    raise HyperbenchError(f"profile {path}: {problem}", fix)
+
+
+def load_profile(name_or_path: str) -> Profile:
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = PROFILE_DIR / f"{name_or_path}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
+        raise HyperbenchError(f"unknown profile {name_or_path!r}", did_you_mean(str(name_or_path), known) + " (or give a path to a YAML file)")
+    raw = _read_yaml(path)
+    for key in ("name", "seed", "train", "models", "tasks"):
+        if key not in raw:
+            _fail(path, f"lacks the key {key!r}", "see bench/profiles/smoke.yaml for the layout")
+    unknown = set(raw["train"]) - TRAIN_KEYS
+    if unknown:
+        _fail(path, f"unknown train keys {sorted(unknown)}", f"allowed: {sorted(TRAIN_KEYS)}")
+    for name, kwargs in raw["models"].items():
+        model_cfg((kwargs or {}).get("model", name))  # unknown model -> did-you-mean error
+    for task_name, tcfg in raw["tasks"].items():
+        task = get_task(task_name)
+        unknown = set(tcfg) - TASK_KEYS
+        if unknown:
+            _fail(path, f"unknown keys {sorted(unknown)} in task {task_name}", f"allowed: {sorted(TASK_KEYS)}")
+        for key in ("train_levels", "bank_levels", "eval_levels"):
+            tcfg[key] = [task.check_level(v) for v in tcfg.get(key, [])]
+        tcfg["options"] = task.options(tcfg.get("options"))
+    first = list(raw.get("first") or [])
+    for name in first:
+        if name not in raw["models"]:
+            _fail(path, f"first: names {name!r}, which is not one of its models", did_you_mean(str(name), raw["models"]))
+    return Profile(
+        name=str(raw["name"]), description=str(raw.get("description", "")), seed=int(raw["seed"]),
+        train=dict(raw["train"]), models=dict(raw["models"]), tasks=dict(raw["tasks"]),
+        conventions=list(raw.get("conventions", [])), source=path, tune=dict(raw.get("tune") or {}),
+        gpu=check_gpu_flags(raw.get("gpu") or {}, f"profile {path}"), grid=grid_settings(raw.get("grid") or {}, f"profile {path}"),
+        first=first,
+    )
+
+
+def _read_yaml(path: Path, seen: tuple = ()) -> dict:
+    """A profile's mapping; `extends: <profile>` starts from that profile and adds to it (models, task
+    settings, train, tune, gpu and grid keys override the base's; conventions are appended)."""
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        _fail(path, f"is not valid YAML ({str(exc).splitlines()[0]})", "fix the YAML syntax (indentation, colons, brackets)")
+    if not isinstance(raw, dict):
+        _fail(path, "must be a mapping with keys name, seed, train, models, tasks", "see bench/profiles/smoke.yaml for the layout")
+    if "extends" not in raw:
+        return raw
+    base_path = Path(str(raw.pop("extends")))
+    if not base_path.suffix:
+        base_path = PROFILE_DIR / f"{base_path}.yaml"
+    if not base_path.is_file() or base_path.resolve() in seen:
+        _fail(path, f"extends {base_path}, which is missing or extends this profile again", "name an existing profile that does not extend this one")
+    base = _read_yaml(base_path, seen + (path.resolve(),))
+    merged = {**base, **raw}  # scalars (name, description, seed) from the child
+    for key in MERGED_SECTIONS:
+        merged[key] = {**(base.get(key) or {}), **(raw.get(key) or {})}
+    base_tasks, own_tasks = base.get("tasks") or {}, raw.get("tasks") or {}
+    merged["tasks"] = {t: {**base_tasks.get(t, {}), **own_tasks.get(t, {})} for t in {**base_tasks, **own_tasks}}
+    merged["conventions"] = list(base.get("conventions") or []) + list(raw.get("conventions") or [])
+    return merged
+
+
+def model_arch(profile: Profile, name: str) -> str:
+    """Registry name of a profile entry: `model:` in its settings, else the entry name itself."""
+    return (profile.models[name] or {}).get("model", name)
+
+
+def model_kwargs(profile: Profile, model: str, task: str) -> dict:
+    kwargs = dict(model_cfg(model_arch(profile, model)).task_kwargs.get(task, {}))
+    kwargs.update({k: v for k, v in (profile.models[model] or {}).items() if k != "model"})
+    kwargs["in_channels"] = get_task(task).in_channels
+    return kwargs
+
+
+def expand(profile: Profile, tasks=None, models=None) -> list[Entry]:
+    """All table entries (and their runs) of a profile, optionally restricted to tasks/models."""
+    tasks = list(profile.tasks) if not tasks else tasks
+    models = list(profile.models) if not models else models
+    for t in tasks:
+        if t not in profile.tasks:
+            raise HyperbenchError(f"task {t!r} is not in profile {profile.name}", did_you_mean(t, profile.tasks))
+    for m in models:
+        if m not in profile.models:
+            raise HyperbenchError(f"model {m!r} is not in profile {profile.name}", did_you_mean(m, profile.models))
+    entries = []
+    for task in tasks:
+        tcfg = profile.tasks[task]
+        for model in models:
+            arch = model_arch(profile, model)
+            cfg = model_cfg(arch)
+            if task not in cfg.tasks:
+                continue
+            kwargs = model_kwargs(profile, model, task)
+            entry = Entry(model, task, kwargs, arch=arch)
+            if cfg.protocol == "bank":
+                for level in tcfg["bank_levels"]:
+                    entry.runs.append(_run(profile, arch, {**kwargs, "levels": [level]}, task, [level], "joint"))
+            else:
+                entry.runs.append(_run(profile, arch, kwargs, task, tcfg["train_levels"], cfg.protocol))
+            entries.append(entry)
+    return entries
+
+
+def _run(profile: Profile, model: str, kwargs: dict, task: str, levels, protocol: str) -> Run:
+    tcfg = profile.tasks[task]
+    revision = model_cfg(model).revision
+    return Run({
+        "format": RUN_FORMAT,
+        "model": model,
+        "model_kwargs": kwargs,
+        "task": task,
+        "levels": [float(v) for v in levels],
+        "protocol": protocol,
+        "train": profile.train,
+        "train_dataset": tcfg["train_dataset"],
+        "options": tcfg["options"],
+        "seed": profile.seed,
+        **({"gpu": profile.gpu} if profile.gpu else {}),  # only when a flag is on: run ids of profiles without it stay the same
+        **({"revision": revision} if revision else {}),  # only when bumped: other entries keep their run ids
+    })

@@ -1,0 +1,58 @@
+"""Training protocols: how an entry's run is trained, by name (`ModelCfg.protocol`).
+
+A protocol is `fn(model, rundir, sampler) -> summary` registered with `register_protocol`; model
+modules and plugins register theirs when imported. The built-in "joint" protocol is HyperRes'
+official scheme: every step takes B clean crops, degrades each at all K training levels of the run,
+runs the model on the K*B inputs with their levels and minimises the mean of the per-level L1 losses.
+With one level it is ordinary single-level training (the per-level networks).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from bench.common.errors import HyperbenchError
+from bench.data.loading import PatchSampler
+from bench.tasks.task import get_task
+from bench.training import distributed
+from bench.training.loop import degraded_batch, optimise
+from bench.training.runs import RunDir
+
+PROTOCOLS: dict[str, Callable] = {}
+
+
+def register_protocol(name: str):
+    def wrap(fn):
+        PROTOCOLS[name] = fn
+        return fn
+
+    return wrap
+
+
+def get_protocol(name: str, model: str) -> Callable:
+    """The registered protocol `name` (plugins register theirs when the catalogue imports them)."""
+    if name not in PROTOCOLS:
+        raise HyperbenchError(f"unknown training protocol {name!r} for {model}", f"known: {sorted(PROTOCOLS)}")
+    return PROTOCOLS[name]
+
+
+@register_protocol("joint")
+def train_joint(model, rundir: RunDir, sampler: PatchSampler) -> dict:
+    run = rundir.run.config
+    task, train = get_task(run["task"]), run["train"]
+    place = distributed.Placement.for_run(run)  # device, the run's gpu flags; HyperRes batches its K levels on CUDA
+    net = place.prepare(model)
+
+    def loss_fn(rng):
+        patches = sampler.sample(train["batch"], rng)
+        x, y, lv = degraded_batch(patches, task, run["levels"], rng, run["options"])
+        x, y, lv = place.batch(x, y, lv, len(run["levels"]))  # this process's crops when data-parallel
+        with place.autocast():
+            if hasattr(model, "training_loss"):  # a model with its own objective (HINet: PSNR loss on both stages)
+                return model.training_loss(x, y, lv)
+            return torch.nn.functional.l1_loss(net(x, lv), y)  # equal-size levels: mean of per-level L1
+
+    final = optimise(model, model.parameters(), loss_fn, train["steps"], train, rundir, "joint", run["seed"])
+    return {"final_loss": final, "steps": train["steps"]}

@@ -1,0 +1,88 @@
+"""Runs and their folders. A run is one training job; it is identified by the hash of its resolved
+config, so the same settings always land in the same folder and finished work is never redone.
+<runs_dir>/<run_id>/ holds the resolved config, checkpoints, a training log and a `done` marker. A run
+with a `done` marker is finished and is skipped; one without resumes."""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.common.atomic import atomic_write_text
+
+RUN_FORMAT = 1  # bump when a change in training code changes what a run config means
+
+
+@dataclass(frozen=True)
+class Run:
+    """One training job; `config` is everything that decides its weights."""
+
+    config: dict
+
+    @property
+    def run_id(self) -> str:
+        canon = json.dumps(self.config, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canon.encode()).hexdigest()[:12]
+
+    @property
+    def model(self) -> str:
+        return self.config["model"]
+
+    @property
+    def task(self) -> str:
+        return self.config["task"]
+
+    @property
+    def levels(self) -> list[float]:
+        return self.config["levels"]
+
+
+class RunDir:
+    def __init__(self, runs_dir: Path, run: Run):
+        self.run = run
+        self.path = Path(runs_dir) / run.run_id
+        self.config = self.path / "config.json"
+        self.model_file = self.path / "model.safetensors"
+        self.state_file = self.path / "train_state.safetensors"
+        self.log_file = self.path / "log.jsonl"
+        self.done_file = self.path / "done"
+
+    def create(self) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        if not self.config.exists():
+            atomic_write_text(self.config, json.dumps(self.run.config, indent=2, sort_keys=True))
+
+    @contextmanager
+    def training_lock(self):
+        """Exclusive while one process trains this run; the kernel drops the lock if that process dies."""
+        with open(self.path / "train.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def remove_stale_temp_files(self) -> None:
+        """Half-written checkpoints of a killed process (atomic writes leave .<name>.*.tmp). Only files written
+        under the training lock are removed, so call it holding the lock."""
+        for name in (self.state_file.name, self.model_file.name):
+            for tmp in self.path.glob(f".{name}.*.tmp"):
+                tmp.unlink(missing_ok=True)
+
+    @property
+    def is_done(self) -> bool:
+        return self.done_file.exists() and self.model_file.exists()
+
+    def summary(self) -> dict:
+        return json.loads(self.done_file.read_text()) if self.done_file.exists() else {}
+
+    def mark_done(self, summary: dict) -> None:
+        atomic_write_text(self.done_file, json.dumps(summary, indent=2, sort_keys=True))
+
+    def log(self, record: dict) -> None:
+        with open(self.log_file, "a") as f:
+            f.write(json.dumps(record) + "\n")
