@@ -134,7 +134,7 @@ _COUNTS = [
 @register_model(
     family="adafm",
     paper="He, Dong & Qiao, Modulating Image Restoration with Continual Levels via Adaptive Feature Modification Layers, CVPR 2019",
-    licence="see hejingwenhejingwen/AdaFM (no licence file in the snapshot read)",
+    licence="none stated: hejingwenhejingwen/AdaFM has no licence file or statement (checked at 64a8fe9)",
     origin="https://github.com/hejingwenhejingwen/AdaFM",
     tasks=("denoise", "dejpeg", "sr"),
     adaptive=True,

@@ -102,7 +102,7 @@ _COUNTS = [
 @register_model(
     family="cfsnet",
     paper="Wang, Chen, Li & Tian, CFSNet: Toward a Controllable Feature Space for Image Restoration, ICCV 2019",
-    licence="see qibao77/CFSNet (no licence file in the snapshot read)",
+    licence="none stated: qibao77/CFSNet has no licence file or statement (checked at 28ca762)",
     origin="https://github.com/qibao77/CFSNet",
     tasks=("denoise", "dejpeg", "sr"),
     adaptive=True,

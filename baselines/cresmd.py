@@ -109,7 +109,7 @@ _COUNTS = [
 @register_model(
     family="cresmd",
     paper="He, Dong & Qiao, Interactive Multi-Dimensional Modulation for Image Restoration, ECCV 2020 (CResMD)",
-    licence="see hejingwenhejingwen/CResMD (no licence file in the snapshot read)",
+    licence="none stated: hejingwenhejingwen/CResMD has no licence file or statement (checked at 2e229cf)",
     origin="https://github.com/hejingwenhejingwen/CResMD",
     tasks=("denoise", "dejpeg"),
     adaptive=True,

@@ -79,7 +79,7 @@ def train_dni(model: DNI, rundir, sampler) -> dict:
 @register_model(
     family="dni",
     paper="Wang, Yu, Dong, Tang, Loy & Qiao, Deep Network Interpolation for Continuous Imagery Effect Transition, CVPR 2019",
-    licence="see xinntao/DNI (README only: the interpolation rule, no code or weights)",
+    licence="none stated: xinntao/DNI has no licence file or statement (README only, checked at 65c2d0d)",
     origin="https://github.com/xinntao/DNI",
     tasks=("denoise", "dejpeg", "sr"),
     adaptive=True,

@@ -14,7 +14,7 @@ from bench.models.registry import register_model
 
 _ORIGIN = dict(
     paper="Aharon & Ben-Artzi, HyperRes (arXiv 2206.05970), Tables 1-3 baseline; same as the AdaFM basic model (He et al., CVPR 2019)",
-    licence="see ifryed/HyperRes and hejingwenhejingwen/AdaFM",
+    licence="as HyperRes (GPL-3.0 at its head, MIT at cb41fd8); hejingwenhejingwen/AdaFM has no licence file or statement (64a8fe9)",
     origin="https://github.com/hejingwenhejingwen/AdaFM (codes/models/modules/architecture.py, norm_type basic)",
 )
 

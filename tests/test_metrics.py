@@ -285,3 +285,23 @@ def test_astronaut_gaussian_noise_sigma25():
     )
     assert abs(s_y - sk_y) < TOL
     assert 0.0 < s_rgb < 1.0
+
+
+def test_rounded_y_is_the_official_hyperres_convention():
+    """ifryed/HyperRes CommonTools.bgr2ycbcr rounds Y to integers before PSNR; round_y does the same
+    (checked against skimage's YCbCr and its PSNR on the rounded Y)."""
+    out, ref = _pair((48, 56, 3), seed=3)
+    rounded = MetricSpec("y", 0, round_y=True)
+    y_out, y_ref = (np.round(color.rgb2ycbcr(im)[..., 0]) for im in (out, ref))
+    expected = peak_signal_noise_ratio(y_ref, y_out, data_range=255)
+    assert psnr(out, ref, rounded) == pytest.approx(expected, abs=1e-9)
+    assert psnr(out, ref, rounded) != psnr(out, ref, MetricSpec("y", 0))
+    assert rounded.key() == "y|crop0|ssim11g1.5|mean|yround" and MetricSpec.from_key(rounded.key()) == rounded
+    assert "rounded" in rounded.describe()
+
+
+def test_round_y_needs_the_y_channel():
+    with pytest.raises(ValueError, match="round_y"):
+        MetricSpec("rgb", 0, round_y=True)
+    with pytest.raises(ValueError, match="round_y"):
+        MetricSpec("y", 0, round_y=1)

@@ -1,5 +1,7 @@
 """The smoke reproduction end to end: training, run skipping, results, tables, determinism."""
 
+import math
+
 import pandas as pd
 import pytest
 
@@ -29,7 +31,7 @@ def test_results_are_tidy_and_complete(smoke_sr):
     for model in ("hyperres", "perlevel", "degraded-input"):
         sub = df[(df.model == model) & (df.metric == "psnr")]
         assert sorted(sub.level) == sorted(levels), model
-    assert (df.metric_spec == "y|crop0|ssim11g1.5|mean").all()
+    assert (df.metric_spec == "y|crop0|ssim11g1.5|mean|yround").all()  # the official HyperRes Y (rounded)
     assert df.versions.str.contains("torch").all() and (df.seed == 0).all()
     bank = df[(df.model == "perlevel") & (df.metric == "psnr")].set_index("level")
     assert bank.input_level[3.0] in (2.0, 4.0)  # nearest trained level is recorded
@@ -40,12 +42,13 @@ def test_tables_and_figures_written(smoke_sr):
     names = {p.name for p in out["tables"]}
     assert {"table3_sr.md", "table3_sr.tex", "table3_sr.csv", "params.md", "fig_psnr_vs_level_sr.png", "fig_psnr_vs_level_sr.pdf"} <= names
     md = (tmp / "tables" / "smoke" / "table3_sr.md").read_text()
-    assert "36.95" in md and "ours − paper" in md and "Metric spec" in md and "scikit-image sample images" in md
+    assert "ours − paper" in md and "Metric spec" in md and "scikit-image sample images" in md
+    assert "Published values not shown" in md and "Set5" in md  # smoke evaluates on other images than the paper
     tex = (tmp / "tables" / "smoke" / "table3_sr.tex").read_text()
     assert r"\toprule" in tex and r"\bottomrule" in tex
     table = pd.read_csv(tmp / "tables" / "smoke" / "table3_sr.csv")
     row = table[(table.model == "hyperres") & (table.metric == "psnr") & (table.level.astype(str) == "2")].iloc[0]
-    assert row.published == pytest.approx(36.71) and row.delta == pytest.approx(row.ours - 36.71, abs=1e-3)
+    assert math.isnan(row.published) and math.isnan(row.delta)
 
 
 def test_finished_runs_are_skipped(smoke_sr):

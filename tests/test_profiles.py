@@ -117,3 +117,14 @@ def test_cosine_schedule_of_an_official_recipe():
     assert lrs[0] == pytest.approx(2e-4) and lrs[100] == pytest.approx(1e-7) and lrs[50] == pytest.approx((2e-4 + 1e-7) / 2)
     assert all(a >= b for a, b in zip(lrs, lrs[1:]))
     assert lr_at(60, train) == pytest.approx(2e-5)  # without a spec: the profile's step schedule
+
+
+def test_a_task_revision_retires_only_that_tasks_runs():
+    """SR's inputs changed (cv2's fx mapping): its runs get new ids; denoise and deJPEG runs keep theirs."""
+    from bench.tasks.task import get_task
+    from bench.training.profiles import expand, load_profile
+
+    assert get_task("sr").revision >= 1 and get_task("denoise").revision == 0
+    for entry in expand(load_profile("smoke"), models=["hyperres"]):
+        config = entry.runs[0].config
+        assert ("task_revision" in config) == (entry.task == "sr")

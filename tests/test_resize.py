@@ -245,3 +245,60 @@ def test_degrade_rejects_bad_scale(scale):
 def test_degrade_rejects_unknown_method():
     with pytest.raises(ValueError, match="method"):
         bicubic_degrade(np.zeros((8, 8), dtype=np.uint8), 2, method="pil")
+
+
+# --- official HyperRes SR inputs (scripts/generate_LR_SR.py) against cv2 itself -------------------
+
+OFFICIAL_SCALES = [2, 3, 4, 5, 6]
+# sides divisible by every scale (60 = lcm of 2..6 ... x 1), and sides divisible by none of 4, 5, 6
+OFFICIAL_SHAPES = [(60, 120, 3), (61, 97, 3), (43, 71)]
+
+
+def _cv2_sr_input(cv2, img, scale):
+    """What the official script does: cv2.resize(fx=1/s) down, then cv2.resize back to (w, h)."""
+    low = cv2.resize(img, (0, 0), fx=1 / scale, fy=1 / scale, interpolation=cv2.INTER_CUBIC)
+    return cv2.resize(low, (img.shape[1], img.shape[0]), interpolation=cv2.INTER_CUBIC)
+
+
+@pytest.mark.parametrize("scale", OFFICIAL_SCALES)
+@pytest.mark.parametrize("shape", OFFICIAL_SHAPES)
+def test_opencv_fx_matches_cv2_float32(shape, scale):
+    cv2 = pytest.importorskip("cv2")
+    img = np.random.default_rng(21).uniform(0, 1, size=shape).astype(np.float32)
+    ref = cv2.resize(img, (0, 0), fx=1 / scale, fy=1 / scale, interpolation=cv2.INTER_CUBIC)
+    out = resize_cubic_opencv(img, fx=1 / scale)
+    assert out.shape == ref.shape
+    np.testing.assert_allclose(out, ref, rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize("scale", OFFICIAL_SCALES)
+@pytest.mark.parametrize("shape", OFFICIAL_SHAPES)
+def test_sr_inputs_equal_the_official_script_within_2dn(shape, scale):
+    """The whole pipeline on uint8 images: at most 2 DN from cv2's fixed-point path, whether or not the
+    sides divide by the scale (a size-ratio mapping misses by up to ~200 DN where they do not)."""
+    cv2 = pytest.importorskip("cv2")
+    img = np.random.default_rng(22).integers(0, 256, size=shape, dtype=np.uint8)
+    img = cv2.GaussianBlur(img, (5, 5), 1.0)  # image-like: neighbours correlate
+    ref = _cv2_sr_input(cv2, img, scale)
+    out = bicubic_degrade(img, scale, method="opencv")
+    diff = np.abs(out.astype(int) - ref.astype(int))
+    assert diff.max() <= 2, (shape, scale, diff.max())
+
+
+def test_size_and_fx_mappings_differ_where_sides_do_not_divide():
+    """cv2 maps a dsize with in/out and an fx with exactly 1/fx: 61 px at x3 -> 20 px, 3.05 vs 3."""
+    img = np.random.default_rng(23).uniform(0, 1, size=(61, 61))
+    by_fx = resize_cubic_opencv(img, fx=1 / 3)
+    by_size = resize_cubic_opencv(img, by_fx.shape)
+    assert by_fx.shape == by_size.shape == (20, 20)
+    assert np.abs(by_fx - by_size).max() > 0.05
+    even = img[:60, :60]
+    np.testing.assert_allclose(resize_cubic_opencv(even, fx=1 / 3), resize_cubic_opencv(even, (20, 20)), atol=1e-12)
+
+
+def test_resize_takes_a_size_or_fx():
+    img = np.zeros((8, 8))
+    with pytest.raises(ValueError, match="either output_shape or fx"):
+        resize_cubic_opencv(img)
+    with pytest.raises(ValueError, match="either output_shape or fx"):
+        resize_cubic_opencv(img, (4, 4), fx=0.5)

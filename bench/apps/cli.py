@@ -289,6 +289,29 @@ def tune(profile: str = ProfileOpt, tasks: str = TasksOpt, models: str = ModelsO
         console.print(f"  {path}")
 
 
+@app.command()
+def degrade(task: str = typer.Option(..., "--task", help="denoise, dejpeg or sr"),
+            level: float = typer.Option(..., "--level", help="noise sigma (0-255), JPEG quality (1-100) or SR scale"),
+            out: Path = typer.Option(..., "--out", help="folder for the PNG files (named like the clean images)"),
+            dataset: str = typer.Option(None, "--dataset", help="dataset name (default: the profile's evaluation set for the task)"),
+            profile: str = ProfileOpt, data_root: str = DataRootOpt):
+    """Write the exact evaluation inputs the suite uses (the profile's seed and degradation options) as PNG files."""
+    from bench.data.loading import load_dataset
+    from bench.evaluation.inputs import write_inputs
+    from bench.tasks.task import get_task
+    from bench.training.profiles import load_profile
+
+    prof, task_ = load_profile(profile), get_task(task)
+    if task not in prof.tasks:
+        raise HyperbenchError(f"profile {prof.name} has no {task} task, so it fixes no options for it", "pick a profile with that task (smoke, quick)")
+    tcfg = prof.task_cfg(task)
+    level = task_.check_level(level)
+    name = dataset or tcfg["eval_dataset"]
+    images = load_dataset(name, data_root, colour=task_.channels)
+    written = write_inputs(task_, images, level, prof.seed, tcfg["options"], out)
+    log(f"{len(written)} {task} inputs of {name} at level {level:g} (seed {prof.seed}, options {tcfg['options']}) in {out}")
+
+
 @app.command("estimate-noise")
 def estimate_noise(images: list[Path] = typer.Argument(..., help="image files (RGB; gray ones are replicated to 3 channels)"),
                    weights: Path = typer.Option(None, "--weights", help="official noise_detect.pth (default: found next to the data root or in ../shared)"),

@@ -14,9 +14,9 @@ from bench.common.errors import HyperbenchError
 from bench.common.progress import progress_bar
 from bench.data.images import modcrop, to_tensor, to_uint8
 from bench.data.input_cache import InputCache
+from bench.evaluation.inputs import degraded_input
 from bench.metrics.quality import psnr, ssim
 from bench.models.catalog import create_model
-from bench.tasks.degradations import seeded_rng
 from bench.training.profiles import Entry
 from bench.training.runs import RunDir
 
@@ -58,10 +58,6 @@ def input_level(model, level: float) -> float:
     return float(model.nearest_level(level)) if hasattr(model, "nearest_level") else float(level)
 
 
-def degraded_input(task, clean, image_name: str, level: float, seed: int, options: dict) -> np.ndarray:
-    return task.degrade(clean, level, seeded_rng(image_name, f"{level:g}", seed), options)
-
-
 LEVEL_BATCH_ELEMENTS = 1 << 22  # input values per batched call when the levels of one image run together
 
 
@@ -95,7 +91,7 @@ def evaluate(task, models: dict, images, levels, seed: int, options: dict, label
     with progress_bar(f"eval {task.name} {label}", total=len(images) * len(levels), show_loss=False) as bar:
         for i, image in enumerate(images):
             clean = modcrop(image.pixels, 2)
-            degraded = [inputs.get(image.name, level, partial(degraded_input, task, clean, image.name, level, seed, options)) for level in levels]
+            degraded = [inputs.get(image.name, level, partial(degraded_input, task, image.pixels, image.name, level, seed, options)) for level in levels]
             xs = [to_tensor(d) for d, _ in degraded]
             given = {name: [input_level(model, level) for level in levels] for name, model in models.items()}
             restored = {name: restore_levels(model, xs, given[name], device) for name, model in models.items()}

@@ -28,6 +28,7 @@ _K1, _K2 = 0.01, 0.03
 _COLOUR_TEXT = {
     "rgb": "RGB (all 3 channels; SSIM averaged over channels)",
     "y": "BT.601 studio-range Y (16-235, unrounded)",
+    "y-rounded": "BT.601 studio-range Y (16-235) rounded to integers (official HyperRes bgr2ycbcr)",
     "gray": "single-channel gray",
 }
 
@@ -46,6 +47,9 @@ class MetricSpec:
     ssim_window: int = 11
     ssim_sigma: float = 1.5
     aggregation: str = "mean"
+    # Round Y to integers before scoring, as the official HyperRes evaluation does (ifryed/HyperRes
+    # utils/DataUtils/CommonTools.py bgr2ycbcr: `rlt.round()` on uint8 input, numpy half-to-even).
+    round_y: bool = False
 
     def __post_init__(self):
         if self.colour not in COLOURS:
@@ -76,6 +80,8 @@ class MetricSpec:
             )
         # Normalise 2 -> 2.0 so equal specs have equal keys.
         object.__setattr__(self, "ssim_sigma", float(s))
+        if not isinstance(self.round_y, bool) or (self.round_y and self.colour != "y"):
+            raise ValueError(f"MetricSpec.round_y must be a bool, and true only with colour 'y', got {self.round_y!r}")
         if self.aggregation not in AGGREGATIONS:
             raise ValueError(
                 f"MetricSpec.aggregation must be one of {AGGREGATIONS}, got {self.aggregation!r}"
@@ -84,7 +90,7 @@ class MetricSpec:
     def describe(self) -> str:
         w = self.ssim_window
         return (
-            f"PSNR/SSIM on {_COLOUR_TEXT[self.colour]}, float64, uint8-rounded outputs, "
+            f"PSNR/SSIM on {_COLOUR_TEXT['y-rounded' if self.round_y else self.colour]}, float64, uint8-rounded outputs, "
             f"crop {self.crop_border} px, SSIM {w}x{w} Gaussian sigma {self.ssim_sigma:g} "
             f"(Wang et al. 2004, K1={_K1} K2={_K2}, valid window region), "
             f"{self.aggregation} over images"
@@ -95,6 +101,7 @@ class MetricSpec:
         return (
             f"{self.colour}|crop{self.crop_border}|"
             f"ssim{self.ssim_window}g{self.ssim_sigma!r}|{self.aggregation}"
+            + ("|yround" if self.round_y else "")  # only when set: keys of unrounded specs stay as they were
         )
 
     def to_dict(self) -> dict:
@@ -113,13 +120,16 @@ class MetricSpec:
     @classmethod
     def from_key(cls, key: str) -> MetricSpec:
         parts = key.split("|")
+        round_y = len(parts) == 5 and parts[4] == "yround"
+        if round_y:
+            parts = parts[:4]
         try:
             colour, crop, ssim_part, aggregation = parts
             if not crop.startswith("crop") or not ssim_part.startswith("ssim"):
                 raise ValueError
             window, sigma = ssim_part[len("ssim") :].split("g", 1)
             return cls(
-                colour, int(crop[len("crop") :]), int(window), float(sigma), aggregation
+                colour, int(crop[len("crop") :]), int(window), float(sigma), aggregation, round_y
             )
         except ValueError as e:
             if str(e).startswith("MetricSpec."):
@@ -150,9 +160,9 @@ def to_y(img_uint8_rgb) -> np.ndarray:
 
     Y = (65.481 R + 128.553 G + 24.966 B) / 255 + 16 on 0-255 values, NOT rounded.
     """
-    # Note: HyperRes' official SR evaluation script rounds Y to integers before
-    # scoring; we keep it unrounded (the common BasicSR/MATLAB-style float Y).
-    # Rounding changes PSNR in the 2nd decimal, so compare with care.
+    # HyperRes' official SR evaluation rounds Y to integers before scoring:
+    # MetricSpec(round_y=True) does that in prepare(); unrounded is the common
+    # BasicSR/MATLAB-style float Y. It moves PSNR in the 2nd decimal.
     img = np.asarray(img_uint8_rgb)
     _check_uint8(img)
     c = _channels(img)
@@ -181,6 +191,8 @@ def prepare(img, spec: MetricSpec) -> np.ndarray:
         )
     if spec.colour == "y":
         x = to_y(img)
+        if spec.round_y:
+            x = np.round(x)
     elif spec.colour == "gray":
         x = img.reshape(img.shape[:2]).astype(np.float64)  # HxWx1 -> HxW
     else:

@@ -203,7 +203,7 @@ _HYPERRES_COUNTS = [
 @register_model(
     family="hyperres",
     paper="Aharon & Ben-Artzi, HyperRes: Hypernetwork-Based Adaptive Image Restoration, ICASSP 2023 (arXiv 2206.05970)",
-    licence="see ifryed/HyperRes (no licence file in the snapshot read)",
+    licence="GPL-3.0 (ifryed/HyperRes LICENSE at its head); MIT at cb41fd8, the stored copy read here (LICENSE, Copyright (c) 2021 Shai Aharon)",
     origin="https://github.com/ifryed/HyperRes",
     tasks=("denoise", "dejpeg", "sr"),
     adaptive=True,

@@ -96,7 +96,7 @@ def mirror_tile(x: torch.Tensor, size: int) -> torch.Tensor:
 @register_model(
     family="noise-estimator",
     paper="Aharon & Ben-Artzi, HyperRes (arXiv 2206.05970), Sec. 4.4 blind setting",
-    licence="see ifryed/HyperRes (no licence file in the snapshot read)",
+    licence="GPL-3.0 (ifryed/HyperRes LICENSE at its head); MIT at cb41fd8, the stored copy read here (LICENSE, Copyright (c) 2021 Shai Aharon)",
     origin="https://github.com/ifryed/HyperRes (models/NoiseNet.py, pre_trained/noise_detect.pth)",
     tasks=(),  # not a restoration model: it never forms a table entry
     adaptive=False,

@@ -14,7 +14,7 @@ from tabulate import tabulate
 from bench.common.atomic import atomic_write_text
 from bench.models.catalog import model_cfg, param_count
 from bench.reports.figures import pyplot, save_figure
-from bench.reports.published import published
+from bench.reports.published import applicable, published
 from bench.tasks.task import get_task
 from bench.training.profiles import Entry, Profile
 
@@ -65,10 +65,10 @@ def adaptive_figure(profile: Profile, task_name: str, results: pd.DataFrame, ent
 
 def table4(profile: Profile, results: pd.DataFrame, entries: list[Entry]) -> pd.DataFrame:
     """Mean PSNR over each task's evaluation levels for HyperRes and CResMD (paper's Table 4 is not legible: NA)."""
-    pub = published()
     rows = []
     for task_name in dict.fromkeys(e.task for e in entries):
         table = _psnr(results, profile, task_name)
+        pub, _ = applicable(published(), task_name, profile.task_cfg(task_name)["eval_dataset"], get_task(task_name).metric.key())
         for model in ("hyperres", "cresmd"):
             if model not in table.columns:
                 continue

@@ -13,8 +13,22 @@ PUBLISHED_DIR = Path(__file__).resolve().parents[2] / "paper_tables" / "publishe
 def published() -> pd.DataFrame:
     path = PUBLISHED_DIR / "hyperres_tables.csv"
     if not path.exists():  # installed without the repository's paper_tables folder
-        return pd.DataFrame(columns=["table", "task", "model", "level", "metric", "value", "confidence"])
+        return pd.DataFrame(columns=["table", "task", "dataset", "model", "level", "metric", "metric_spec", "value", "confidence"])
     return pd.read_csv(path, dtype=str)
+
+
+def applicable(pub: pd.DataFrame, task: str, dataset: str, spec_key: str) -> tuple[pd.DataFrame, str]:
+    """The published rows of `task` that apply to results on `dataset` measured with the metric spec
+    `spec_key` (both must be the published row's), and, when some rows of the task do not apply, why:
+    the table shows '—' there and prints the reason."""
+    rows = pub[pub.task == task]
+    same = rows[(rows.dataset == dataset) & (rows.metric_spec == spec_key)]
+    other = rows.drop(same.index)
+    if other.empty:
+        return same, ""
+    where = "; ".join(f"{d} with `{s}`" for d, s in sorted(set(zip(other.dataset, other.metric_spec))))
+    return same, (f"Published values not shown: the paper's are on {where}; this profile evaluates on {dataset} "
+                  f"with `{spec_key}`, and a published number stands beside a result only for the same dataset and metric spec.")
 
 
 def published_value(pub, task, model, level, metric):

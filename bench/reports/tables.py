@@ -16,7 +16,7 @@ from bench.evaluation.results import read_results
 from bench.models.catalog import list_models, model_cfg, param_count
 from bench.reports.adaptive import write_adaptive_reports
 from bench.reports.figures import pyplot, save_figure
-from bench.reports.published import published, published_value
+from bench.reports.published import applicable, published, published_value
 from bench.tasks.task import get_task
 from bench.training.profiles import Entry, Profile, model_arch, model_kwargs
 from bench.training.runs import RunDir
@@ -41,7 +41,7 @@ def level_label(task: str, level) -> str:
 def task_table(profile: Profile, task_name: str, results: pd.DataFrame, entries: list[Entry]) -> pd.DataFrame:
     """Long table: model, metric, level, ours, published, delta, confidence (table levels + mean)."""
     task = get_task(task_name)
-    pub = published()
+    pub, _ = applicable(published(), task_name, profile.task_cfg(task_name)["eval_dataset"], task.metric.key())
     ours = results[(results.task == task_name) & (results.profile == profile.name)]
     levels = list(task.table_levels)
     rows = []
@@ -137,6 +137,9 @@ def conventions_text(profile: Profile, task_name: str, results: pd.DataFrame) ->
         "Published values: HyperRes arXiv 2206.05970v3 (paper_tables/published/hyperres_tables.csv); '—' = not printed or not legible; "
         "the paper's mean is over the five printed levels, and so is ours.",
     ]
+    _, why = applicable(published(), task_name, tcfg["eval_dataset"], task.metric.key())
+    if why:
+        lines.append(why)
     if len(sub):
         lines.append(f"Seed {profile.seed}; {sub.versions.iloc[0]}; torch threads {sub.torch_threads.iloc[0]}; deterministic algorithms {sub.deterministic.iloc[0]}.")
     return lines
@@ -169,8 +172,8 @@ def _figure(profile: Profile, task_name: str, results: pd.DataFrame, out_base: P
 
     task, tcfg = get_task(task_name), profile.task_cfg(task_name)
     ours = results[(results.task == task_name) & (results.profile == profile.name) & (results.metric == "psnr")]
-    pub = published()
-    pub = pub[(pub.task == task_name) & (pub.metric == "psnr") & (pub.level != "mean") & (pub.value != "NA")]
+    pub, _ = applicable(published(), task_name, tcfg["eval_dataset"], task.metric.key())
+    pub = pub[(pub.metric == "psnr") & (pub.level != "mean") & (pub.value != "NA")]
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     colours = {"hyperres": "tab:red", "perlevel": "tab:blue", INPUT: "tab:gray"}
     for model, sub in ours.groupby("model"):

@@ -126,9 +126,9 @@ def imresize_matlab(img, scale=None, output_shape=None):
     return arr
 
 
-def _opencv_contributions(in_len, out_len):
-    """cv2 INTER_CUBIC taps: half-pixel centres, 4 taps, clamped borders."""
-    src = (np.arange(out_len) + 0.5) * (in_len / out_len) - 0.5
+def _opencv_contributions(in_len, out_len, step):
+    """cv2 INTER_CUBIC taps: half-pixel centres, 4 taps, clamped borders; `step` = source pixels per output pixel."""
+    src = (np.arange(out_len) + 0.5) * step - 0.5
     left = np.floor(src)
     offsets = np.arange(-1, 3)
     indices = left[:, None] + offsets
@@ -137,10 +137,14 @@ def _opencv_contributions(in_len, out_len):
     return indices, weights
 
 
-def resize_cubic_opencv(img, output_shape):
-    """``cv2.resize(img, (W, H), interpolation=cv2.INTER_CUBIC)`` in float64.
+def resize_cubic_opencv(img, output_shape=None, fx=None):
+    """``cv2.resize(img, (W, H), interpolation=cv2.INTER_CUBIC)`` in float64, or with ``fx``
+    ``cv2.resize(img, (0, 0), fx=fx, fy=fx, interpolation=cv2.INTER_CUBIC)``.
 
-    ``output_shape`` is (H, W).  No antialiasing, even when shrinking.
+    ``output_shape`` is (H, W).  No antialiasing, even when shrinking.  As in cv2, a size
+    maps output pixels with the size ratio in/out, while ``fx`` sizes the output as
+    round(n * fx) (half to even) and maps with exactly 1 / fx, so the two differ wherever
+    n * fx is not whole (Set5 at x3, x5, x6).
 
     OpenCV computes uint8 input in fixed point (11-bit weights) and rounds the
     result; we compute in float64, so on uint8 input our output (once clipped
@@ -149,12 +153,20 @@ def resize_cubic_opencv(img, output_shape):
     float32 precision.
     """
     arr = _as_image(img)
-    out_shape = tuple(int(n) for n in output_shape)
+    if (output_shape is None) == (fx is None):
+        raise ValueError("give either output_shape or fx")
+    if fx is not None:
+        if not fx > 0:
+            raise ValueError(f"fx must be > 0, got {fx}")
+        out_shape = tuple(max(1, round(n * fx)) for n in arr.shape[:2])
+    else:
+        out_shape = tuple(int(n) for n in output_shape)
     if len(out_shape) != 2 or min(out_shape) < 1:
         raise ValueError(f"output_shape must be (H, W) >= 1, got {output_shape}")
     for axis in (0, 1):
         in_len = arr.shape[axis]
-        indices, weights = _opencv_contributions(in_len, out_shape[axis])
+        step = 1.0 / fx if fx is not None else in_len / out_shape[axis]
+        indices, weights = _opencv_contributions(in_len, out_shape[axis], step)
         arr = _apply_along(arr, axis, indices, weights, in_len)
     return arr
 
@@ -170,9 +182,9 @@ def bicubic_degrade(img_uint8, scale, method="matlab"):
 
     Rounds to uint8 after each step, like MATLAB/cv2 on uint8 images.
     ``method='matlab'`` is AdaFM's MATLAB imresize; ``method='opencv'`` is the
-    HyperRes script (``cv2.resize(fx=1/scale)`` then ``cv2.resize((W, H))``).
-    Modcrop is the caller's job; with H, W divisible by ``scale`` both steps
-    match the reference tools' sampling grids exactly.
+    HyperRes script (ifryed/HyperRes scripts/generate_LR_SR.py: ``cv2.resize(fx=1/scale)``
+    then ``cv2.resize((W, H))``), which degrades the whole image; its loader modcrops
+    afterwards, and so does the evaluation here.
     """
     if method not in _METHODS:
         raise ValueError(f"unknown method {method!r}; expected one of {_METHODS}")
@@ -185,7 +197,5 @@ def bicubic_degrade(img_uint8, scale, method="matlab"):
     if method == "matlab":
         low = _to_uint8(imresize_matlab(img, scale=1 / scale))
         return _to_uint8(imresize_matlab(low, output_shape=(h, w)))
-    # cv2 with fx = 1/scale sizes the output as round(n * fx), half to even.
-    low_shape = tuple(max(1, round(n * (1 / scale))) for n in (h, w))
-    low = _to_uint8(resize_cubic_opencv(img, low_shape))
+    low = _to_uint8(resize_cubic_opencv(img, fx=1 / scale))
     return _to_uint8(resize_cubic_opencv(low, (h, w)))

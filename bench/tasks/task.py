@@ -34,6 +34,10 @@ class Task:
     eval_dataset: str
     paper_train_dataset: str
     default_options: dict = field(default_factory=dict)
+    # Bump when a change to the degradation code changes the task's training inputs: it enters the run
+    # config (when > 0), so runs trained on the old inputs are not reused. Other tasks keep their run ids.
+    # sr 1: the OpenCV resizer maps the down step with exactly the scale, as cv2.resize(fx=1/s).
+    revision: int = 0
 
     @property
     def in_channels(self) -> int:
@@ -91,11 +95,11 @@ TASKS = {
     ),
     "sr": Task(
         name="sr", title="Super-resolution (bicubic, pre-upsampled input)", unit="SR scale factor", valid_range=(1, 8),
-        integer_levels=False, channels="rgb", metric=MetricSpec("y", 0),
+        integer_levels=False, channels="rgb", metric=MetricSpec("y", 0, round_y=True),  # official HyperRes: Y rounded
         paper_train_levels=(2, 3, 4, 5), paper_bank_levels=(2, 3, 4, 5, 6),
         paper_eval_levels=(2, 3, 4, 5, 6), table_levels=(2, 3, 4, 5, 6), paper_table="Table 3",
         eval_dataset="Set5", paper_train_dataset="DIV2K",
-        default_options={"resize": "opencv"},
+        default_options={"resize": "opencv"}, revision=1,
     ),
 }
 

@@ -181,4 +181,5 @@ def _run(profile: Profile, model: str, kwargs: dict, task: str, levels, protocol
         "seed": profile.seed,
         **({"gpu": profile.gpu} if profile.gpu else {}),  # only when a flag is on: run ids of profiles without it stay the same
         **({"revision": revision} if revision else {}),  # only when bumped: other entries keep their run ids
+        **({"task_revision": get_task(task).revision} if get_task(task).revision else {}),  # likewise per task
     })

@@ -15,7 +15,8 @@ import torch
 from bench.common.errors import HyperbenchError
 from bench.common.progress import progress_bar
 from bench.data.images import modcrop, to_tensor, to_uint8
-from bench.evaluation.evaluate import degraded_input, load_trained
+from bench.evaluation.evaluate import load_trained
+from bench.evaluation.inputs import degraded_input
 from bench.metrics.quality import psnr
 from bench.tasks.task import get_task
 from bench.training.loop import check_train_settings
@@ -105,9 +106,8 @@ def noise_estimates(estimator, images, levels, seed: int, options: dict, batch: 
             pending.clear()
 
     for image in images:
-        clean = modcrop(image.pixels, 2)
         for level in levels:
-            crops = estimator.crops_of(to_tensor(degraded_input(task, clean, image.name, level, seed, options)))
+            crops = estimator.crops_of(to_tensor(degraded_input(task, image.pixels, image.name, level, seed, options)))
             owners += [(image.name, float(level))] * len(crops)
             pending.append(crops)
             if sum(len(c) for c in pending) >= batch:
@@ -135,7 +135,7 @@ def blind_rows(models: dict, estimator, images, levels, seed: int, options: dict
         for i, image in enumerate(images):
             clean = modcrop(image.pixels, 2)
             for level in levels:
-                x = to_tensor(degraded_input(task, clean, image.name, level, seed, options))
+                x = to_tensor(degraded_input(task, image.pixels, image.name, level, seed, options))
                 est = estimates[(image.name, float(level))]
                 used = float(np.clip(est, *task.valid_range))
                 base = {"image": image.name, "level": float(level), "estimate": est, "input_level": used,

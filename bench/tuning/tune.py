@@ -32,7 +32,8 @@ from bench.common.errors import HyperbenchError
 from bench.common.progress import progress_bar
 from bench.data.images import modcrop, to_tensor, to_uint8
 from bench.data.loading import load_dataset
-from bench.evaluation.evaluate import assemble, degraded_input
+from bench.evaluation.evaluate import assemble
+from bench.evaluation.inputs import degraded_input
 from bench.metrics.quality import psnr
 from bench.models.catalog import model_cfg
 from bench.reports.tuning import write_tuning_reports
@@ -141,9 +142,10 @@ def psnr_of_controls(model, x, clean, spec, controls, batch: int) -> list[float]
     return out
 
 
-def tune_one(model, task: Task, clean, level: float, seed: int, options: dict, settings: TuneSettings, name: str) -> dict:
-    """Best control for one image at one true level (noise seeded exactly as the evaluation seeds it)."""
-    x = to_tensor(degraded_input(task, clean, name, level, seed, options))
+def tune_one(model, task: Task, pixels, level: float, seed: int, options: dict, settings: TuneSettings, name: str) -> dict:
+    """Best control for one image at one true level (its input made exactly as the evaluation makes it)."""
+    clean = modcrop(pixels, 2)
+    x = to_tensor(degraded_input(task, pixels, name, level, seed, options))
     ref, lo, hi = control_bracket(model, task, level, settings.window)
 
     def f(controls):
@@ -170,9 +172,8 @@ def tune_entry(profile: Profile, entry: Entry, model, images, settings: TuneSett
     rows = []
     with progress_bar(f"tune {entry.model} {entry.task}", total=len(images) * len(levels), show_loss=False) as bar:
         for i, image in enumerate(images):
-            clean = modcrop(image.pixels, 2)
             for j, level in enumerate(levels):
-                row = tune_one(model, task, clean, level, profile.seed, tcfg["options"], settings, image.name)
+                row = tune_one(model, task, image.pixels, level, profile.seed, tcfg["options"], settings, image.name)
                 rows.append({"model": entry.model, "task": entry.task, "dataset": tcfg["eval_dataset"], **row})
                 bar.update(i * len(levels) + j + 1)
     return rows
@@ -276,7 +277,7 @@ def benchmark(profile: Profile, paths, task_name: str = "denoise", model_name: s
     for image in images:
         clean = modcrop(image.pixels, 2)
         for level in settings.task_levels(task):
-            x = to_tensor(degraded_input(task, clean, image.name, level, profile.seed, tcfg["options"]))
+            x = to_tensor(degraded_input(task, image.pixels, image.name, level, profile.seed, tcfg["options"]))
             _, lo, hi = control_bracket(model, task, level, settings.window)
 
             def f(controls, x=x, clean=clean):

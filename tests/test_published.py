@@ -1,0 +1,58 @@
+"""A published number stands beside a result only when the evaluation dataset, the level and the
+metric convention are the published row's."""
+
+import pandas as pd
+
+from bench.reports.published import applicable, published, published_value
+from bench.tasks.task import get_task
+
+
+def test_every_published_row_names_its_dataset_and_metric_spec():
+    pub = published()
+    assert not pub.empty and pub.dataset.notna().all() and pub.metric_spec.notna().all()
+    for task_name, sub in pub.groupby("task"):
+        assert set(sub.metric_spec) == {get_task(task_name).metric.key()}  # the suite's default is the paper's convention
+        assert set(sub.dataset) == {get_task(task_name).eval_dataset}
+
+
+def test_published_values_apply_only_to_the_same_dataset_and_spec():
+    pub = published()
+    spec = get_task("sr").metric.key()
+    rows, why = applicable(pub, "sr", "Set5", spec)
+    assert len(rows) and why == ""
+    assert published_value(rows, "sr", "hyperres", 2.0, "psnr")[0] > 30
+    for dataset, key in (("skimage-eval", spec), ("Set5", "y|crop0|ssim11g1.5|mean")):
+        rows, why = applicable(pub, "sr", dataset, key)
+        assert rows.empty and "Set5" in why and dataset in why
+
+
+def test_smoke_tables_show_no_published_value_and_say_why():
+    from bench.reports.tables import conventions_text, task_table
+    from bench.training.profiles import expand, load_profile
+
+    profile = load_profile("smoke")
+    entries = [e for e in expand(profile, tasks=["denoise"]) if e.model in ("hyperres", "perlevel")]
+    results = pd.DataFrame([
+        {"profile": "smoke", "task": "denoise", "model": e.model, "metric": m, "level": lv, "value": 20.0, "input_level": lv,
+         "data_source": "skimage-eval", "versions": "v", "torch_threads": 1, "deterministic": "on"}
+        for e in entries for m in ("psnr", "ssim") for lv in profile.task_cfg("denoise")["eval_levels"]
+    ])
+    table = task_table(profile, "denoise", results, entries)
+    assert table.published.isna().all()
+    assert any("Published values not shown" in line and "CBSD68" in line for line in conventions_text(profile, "denoise", results))
+
+
+def test_a_profile_on_the_papers_data_gets_the_published_value_and_the_difference():
+    from dataclasses import replace
+
+    from bench.reports.tables import task_table
+    from bench.training.profiles import expand, load_profile
+
+    smoke = load_profile("smoke")
+    profile = replace(smoke, tasks={**smoke.tasks, "sr": {**smoke.tasks["sr"], "eval_dataset": "Set5"}})
+    entries = [e for e in expand(profile, tasks=["sr"]) if e.model == "hyperres"]
+    results = pd.DataFrame([{"profile": "smoke", "task": "sr", "model": "hyperres", "metric": "psnr", "level": lv, "value": 30.0,
+                             "input_level": lv} for lv in profile.task_cfg("sr")["eval_levels"]])
+    table = task_table(profile, "sr", results, entries)
+    row = table[(table.metric == "psnr") & (table.level.astype(str).isin(["2", "2.0"]))].iloc[0]
+    assert row.published == 36.71 and abs(row.delta - (30.0 - 36.71)) < 1e-9
