@@ -12,6 +12,8 @@ not clipped. The levels are stored in the `endpoints` buffer, set by the "adafm"
 run's first and last level; default (15, 75), the official denoising range (noise15to75).
 """
 
+from pathlib import Path
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -133,6 +135,7 @@ _COUNTS = [
 
 @register_model(
     family="adafm",
+    recipe=str(Path(__file__).with_name("recipes") / "adafm.yaml"),
     paper="He, Dong & Qiao, Modulating Image Restoration with Continual Levels via Adaptive Feature Modification Layers, CVPR 2019",
     licence="none stated: hejingwenhejingwen/AdaFM has no licence file or statement (checked at 64a8fe9)",
     origin="https://github.com/hejingwenhejingwen/AdaFM",

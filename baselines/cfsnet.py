@@ -14,6 +14,8 @@ clipped (the CFSNet README itself uses alpha outside [0, 1]). Stored in the `end
 by the "cfsnet" protocol; default (25, 50), the official denoising steps (sigma 25, then 50).
 """
 
+from pathlib import Path
+
 import torch
 from torch import nn
 
@@ -101,6 +103,7 @@ _COUNTS = [
 
 @register_model(
     family="cfsnet",
+    recipe=str(Path(__file__).with_name("recipes") / "cfsnet.yaml"),
     paper="Wang, Chen, Li & Tian, CFSNet: Toward a Controllable Feature Space for Image Restoration, ICCV 2019",
     licence="none stated: qibao77/CFSNet has no licence file or statement (checked at 28ca762)",
     origin="https://github.com/qibao77/CFSNet",

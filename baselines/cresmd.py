@@ -13,6 +13,8 @@ drives entry `cond_index` and the other entries stay 0 (that degradation absent)
 the `endpoints` buffer, set by the "cresmd" protocol; default (0, 50), the official noise cond_norm.
 """
 
+from pathlib import Path
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -108,6 +110,7 @@ _COUNTS = [
 
 @register_model(
     family="cresmd",
+    recipe=str(Path(__file__).with_name("recipes") / "cresmd.yaml"),
     paper="He, Dong & Qiao, Interactive Multi-Dimensional Modulation for Image Restoration, ECCV 2020 (CResMD)",
     licence="none stated: hejingwenhejingwen/CResMD has no licence file or statement (checked at 2e229cf)",
     origin="https://github.com/hejingwenhejingwen/CResMD",

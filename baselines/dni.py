@@ -9,6 +9,8 @@ Level -> alpha: A is trained at the start level and B at the end level, so alpha
 `endpoints` buffer, set by the "dni" protocol; default (15, 75) as AdaFM's denoising range.
 """
 
+from pathlib import Path
+
 import torch
 from torch.func import functional_call
 
@@ -78,6 +80,7 @@ def train_dni(model: DNI, rundir, sampler) -> dict:
 
 @register_model(
     family="dni",
+    recipe=str(Path(__file__).with_name("recipes") / "dni.yaml"),
     paper="Wang, Yu, Dong, Tang, Loy & Qiao, Deep Network Interpolation for Continuous Imagery Effect Transition, CVPR 2019",
     licence="none stated: xinntao/DNI has no licence file or statement (README only, checked at 65c2d0d)",
     origin="https://github.com/xinntao/DNI",

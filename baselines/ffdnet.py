@@ -155,6 +155,7 @@ def load_official_ffdnet(path) -> FFDNet:
 
 @register_model(
     family="ffdnet",
+    recipe=str(Path(__file__).with_name("recipes") / "ffdnet.yaml"),
     paper="Zhang, Zuo & Zhang, FFDNet: Toward a Fast and Flexible Solution for CNN-based Image Denoising, IEEE TIP 2018",
     licence="cszn/FFDNet: none stated (no licence file, checked at 2958d98); the PyTorch port cszn/KAIR: MIT (LICENSE at 8c753ae, Copyright (c) 2019 Kai Zhang)",
     origin="https://github.com/cszn/FFDNet (MATLAB weights), https://github.com/cszn/KAIR (PyTorch training)",

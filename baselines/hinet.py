@@ -17,6 +17,7 @@ more than one pixel, and cropped back.
 """
 
 import math
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -198,6 +199,7 @@ _COUNTS = [
 ]
 _ORIGIN = dict(
     family="hinet",
+    recipe=str(Path(__file__).with_name("recipes") / "hinet.yaml"),
     paper="Chen, Lu, Zhang, Chu & Chen, HINet: Half Instance Normalization Network for Image Restoration, CVPRW 2021",
     licence="MIT (megvii-model/HINet README, LICENSE section, at 0cfa28b; no licence file; built on BasicSR, Apache-2.0)",
     origin="https://github.com/megvii-model/HINet",

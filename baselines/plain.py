@@ -6,6 +6,8 @@ training level; `model(x, level)` runs the network trained for that level (the n
 level when asked for another one, which the evaluation records as the input level).
 """
 
+from pathlib import Path
+
 from torch import nn
 
 from bench.models.bank import PerLevelBank
@@ -16,6 +18,7 @@ _ORIGIN = dict(
     paper="Aharon & Ben-Artzi, HyperRes (arXiv 2206.05970), Tables 1-3 baseline; same as the AdaFM basic model (He et al., CVPR 2019)",
     licence="as HyperRes (GPL-3.0 at its head, MIT at cb41fd8); hejingwenhejingwen/AdaFM has no licence file or statement (64a8fe9)",
     origin="https://github.com/hejingwenhejingwen/AdaFM (codes/models/modules/architecture.py, norm_type basic)",
+    recipe=str(Path(__file__).with_name("recipes") / "perlevel.yaml"),
 )
 
 

@@ -290,6 +290,40 @@ def tune(profile: str = ProfileOpt, tasks: str = TasksOpt, models: str = ModelsO
 
 
 @app.command()
+def recipe(name: str = typer.Argument(None, help="registered entry, e.g. adafm (see `hyperbench list`)"),
+           task: str = typer.Option(None, "--task", help="one task (default: every task of the entry)"),
+           diff: str = typer.Option(None, "--diff", help="a profile: where its settings depart from each entry's official recipe")):
+    """Print an entry's official training recipe with the source of every value, or a profile's departures from the recipes."""
+    from bench.models.catalog import model_cfg
+    from bench.training.recipes import FIELDS, describe, load_recipe, profile_departures
+
+    if diff:
+        from bench.training.profiles import expand, load_profile
+
+        prof = load_profile(diff)
+        from rich.table import Column
+
+        table = Table("entry", "task", "recipe field", Column("official", overflow="fold"), Column(f"profile {prof.name}", overflow="fold"),
+                      title=f"profile {prof.name}: departures from the official recipes", box=None)
+        for entry, rows in profile_departures(prof, expand(prof)):
+            for field, official, ours in rows:
+                table.add_row(entry.model, entry.task, field, describe(official), describe(ours))
+        console.print(table)
+        return
+    if not name:
+        raise HyperbenchError("name an entry, or give --diff PROFILE", "e.g. `hyperbench recipe hyperres --task denoise`")
+    for task_name in [task] if task else model_cfg(name).tasks:
+        rec = load_recipe(name, task_name)
+        from rich.table import Column
+
+        table = Table("field", Column("value", overflow="fold"), Column("source", overflow="fold"),
+                      title=f"{name} · {task_name} · official code {rec.code}", box=None)
+        for field, fact in rec.facts.items():
+            table.add_row(FIELDS[field], describe(fact.value), fact.cited(rec.code))
+        console.print(table)
+
+
+@app.command()
 def degrade(task: str = typer.Option(..., "--task", help="denoise, dejpeg or sr"),
             level: float = typer.Option(..., "--level", help="noise sigma (0-255), JPEG quality (1-100) or SR scale"),
             out: Path = typer.Option(..., "--out", help="folder for the PNG files (named like the clean images)"),

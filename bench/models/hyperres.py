@@ -6,6 +6,8 @@ Each generated conv is one `nn.Linear(1, n_weights + n_bias)` applied to level/2
 are affine in the level: W(l) = W0 + l * W1. Only the res-block convs depend on the level.
 """
 
+from pathlib import Path
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -202,6 +204,7 @@ _HYPERRES_COUNTS = [
 
 @register_model(
     family="hyperres",
+    recipe=str(Path(__file__).with_name("recipes") / "hyperres.yaml"),
     paper="Aharon & Ben-Artzi, HyperRes: Hypernetwork-Based Adaptive Image Restoration, ICASSP 2023 (arXiv 2206.05970)",
     licence="GPL-3.0 (ifryed/HyperRes LICENSE at its head); MIT at cb41fd8, the stored copy read here (LICENSE, Copyright (c) 2021 Shai Aharon)",
     origin="https://github.com/ifryed/HyperRes",

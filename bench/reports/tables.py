@@ -19,6 +19,7 @@ from bench.reports.figures import pyplot, save_figure
 from bench.reports.published import applicable, published, published_value
 from bench.tasks.task import get_task
 from bench.training.profiles import Entry, Profile, model_arch, model_kwargs
+from bench.training.recipes import departures_text
 from bench.training.runs import RunDir
 
 PRETTY = {"perlevel": "Per-level networks (paper: Baseline)", "hyperres": "HyperRes", INPUT: "Degraded input"}
@@ -205,7 +206,7 @@ def write_reports(profile: Profile, paths, entries: list[Entry]) -> list[Path]:
         table = task_table(profile, task_name, results, task_entries)
         base = out / TABLE_FILES[task_name]
         header, body = _wide(table, task_name)
-        notes = conventions_text(profile, task_name, results)
+        notes = conventions_text(profile, task_name, results) + departures_text(profile, task_entries)
         ours = results[results.profile == profile.name]
         train = _training_summary(task_entries, paths.runs, ours)
         title = f"{task.paper_table} — {task.title}, {profile.task_cfg(task_name)['eval_dataset']}: PSNR [dB] and SSIM"

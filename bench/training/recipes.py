@@ -1,0 +1,200 @@
+"""Official training recipes as data: what each entry's official code does, value by value, with its
+source, and where a profile departs from it.
+
+A recipe is a YAML file named by the entry's `ModelCfg.recipe` (beside the model's module). Its
+`all:` section holds the facts every task shares; a section per task (`denoise:`, `dejpeg:`, `sr:`)
+adds or overrides facts for that task. Every fact is a mapping with `value` and either `source`
+("path:line" in the repository named by the file's `code:`, or "owner/repo@commit path:line") or
+`unfixed` (the official code does not fix it: what the suite chooses, and why). Facts the profile
+sets (train steps, batch, crop, learning rate and schedule, degradation options) carry a
+machine-readable `value`, so `departures` can compare them; the others are text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from bench.common.errors import HyperbenchError
+from bench.models.catalog import model_cfg
+from bench.tasks.task import get_task
+
+# The recipe fields, in print order: what a reader of an official training script looks for.
+FIELDS = {
+    "optimiser": "optimiser (and betas, weight decay)",
+    "betas": "Adam betas",
+    "lr": "learning rate",
+    "schedule": "learning-rate schedule",
+    "stages": "training stages (steps each)",
+    "steps": "total steps",
+    "batch": "batch (crops per step)",
+    "crop": "crop size (px)",
+    "loss": "loss (and its weight)",
+    "augmentation": "augmentation",
+    "levels": "training levels",
+    "level_distribution": "training-level distribution",
+    "control": "control mapping (level -> control)",
+    "data": "training data protocol",
+    "noise": "noise convention (clip, quantise)",
+    "jpeg": "JPEG convention (encoder, colour)",
+    "resize": "SR resize convention",
+    "init": "initialisation",
+    "checkpoint": "checkpoint selection",
+}
+SECTIONS = ("code", "all", "denoise", "dejpeg", "sr")
+
+
+@dataclass(frozen=True)
+class Fact:
+    value: object
+    source: str = ""  # where the official code fixes it
+    unfixed: str = ""  # or: the official code does not fix it; what the suite chooses and why
+
+    def cited(self, code: str) -> str:
+        if self.unfixed:
+            return f"not fixed by the official code: {self.unfixed}"
+        return self.source if "@" in self.source or not code else f"{code} {self.source}"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    entry: str
+    task: str
+    code: str  # owner/repo@commit the facts were read at
+    facts: dict[str, Fact]
+
+    def value(self, field: str, default=None):
+        return self.facts[field].value if field in self.facts else default
+
+    def fixed(self, field: str, default=None):
+        """The value where the official code fixes it (the suite's own choices are no departures)."""
+        fact = self.facts.get(field)
+        return fact.value if fact is not None and not fact.unfixed else default
+
+
+def _fail(path: Path, problem: str) -> None:
+    raise HyperbenchError(f"recipe {path}: {problem}", "see bench/models/recipes/hyperres.yaml for the layout")
+
+
+def _read(path: Path) -> dict:
+    try:
+        raw = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        _fail(path, f"cannot be read ({str(exc).splitlines()[0]})")
+    if not isinstance(raw, dict) or "code" not in raw:
+        _fail(path, "must be a mapping with `code:` and an `all:` section")
+    unknown = set(raw) - set(SECTIONS)
+    if unknown:
+        _fail(path, f"unknown sections {sorted(unknown)} (allowed: {', '.join(SECTIONS)})")
+    for section in SECTIONS[1:]:
+        for field, fact in (raw.get(section) or {}).items():
+            if field not in FIELDS:
+                _fail(path, f"{section}.{field} is not a recipe field (known: {', '.join(FIELDS)})")
+            if not isinstance(fact, dict) or "value" not in fact or not (fact.get("source") or fact.get("unfixed")):
+                _fail(path, f"{section}.{field} needs `value` and a `source` (or `unfixed`: why the code does not fix it)")
+    return raw
+
+
+def recipe_path(entry: str) -> Path | None:
+    cfg = model_cfg(entry)
+    return Path(cfg.recipe) if cfg.recipe else None
+
+
+def load_recipe(entry: str, task: str) -> Recipe:
+    """The official recipe of a registered entry for one task."""
+    cfg, task_ = model_cfg(entry), get_task(task)
+    if task_.name not in cfg.tasks:
+        raise HyperbenchError(f"{entry} does not do {task}", f"its tasks: {', '.join(cfg.tasks) or 'none'}")
+    path = recipe_path(entry)
+    if path is None:
+        raise HyperbenchError(f"{entry} has no recipe", "its registration names none (ModelCfg.recipe)")
+    raw = _read(path)
+    facts = {}
+    for section in ("all", task_.name):
+        for field, fact in (raw.get(section) or {}).items():
+            facts[field] = Fact(fact["value"], str(fact.get("source", "")), str(fact.get("unfixed", "")))
+    ordered = {field: facts[field] for field in FIELDS if field in facts}
+    return Recipe(entry, task_.name, str(raw["code"]), ordered)
+
+
+def _schedule_of(train: dict) -> dict:
+    return {"kind": "multistep", "milestones": list(train.get("lr_milestones", [])), "gamma": train.get("lr_gamma", 0.1)}
+
+
+def departures(recipe: Recipe, train: dict, options: dict, spec: dict | None = None) -> list[tuple[str, object, object]]:
+    """(field, official, suite) for every machine-readable fact the suite's training departs from: the
+    profile's train settings and degradation options, and the entry's own `optimiser_spec` (what the
+    suite already takes from the official recipe: betas, cosine annealing)."""
+    spec = spec or {}
+    found = []
+    stages = recipe.fixed("stages")
+    if isinstance(stages, list) and stages and all(isinstance(s, dict) and "steps" in s for s in stages):
+        if any(s["steps"] != train.get("steps") for s in stages):  # a profile's `steps` is per stage
+            found.append(("stages", {s["name"]: s["steps"] for s in stages}, {s["name"]: train.get("steps") for s in stages}))
+    for field in ("steps", "batch", "crop", "lr"):
+        official = recipe.fixed(field)
+        if isinstance(official, (int, float)) and not isinstance(official, bool) and train.get(field) != official:
+            found.append((field, official, train.get(field)))
+    official = recipe.fixed("betas")
+    ours = list(spec.get("betas", (0.9, 0.999)))
+    if isinstance(official, list) and [float(b) for b in official] != [float(b) for b in ours]:
+        found.append(("betas", official, ours))
+    official = recipe.fixed("schedule")
+    ours = ({"kind": "cosine", "eta_min": spec.get("eta_min", 0.0)} if spec.get("schedule") == "cosine" else _schedule_of(train))
+    if isinstance(official, dict) and official.get("kind") == "multistep" == ours["kind"]:
+        if list(official.get("milestones", [])) != ours["milestones"] or float(official.get("gamma", 0.1)) != float(ours["gamma"]):
+            found.append(("schedule", official, ours))
+    elif isinstance(official, dict) and official.get("kind") == "cosine" == ours["kind"]:
+        if float(official.get("eta_min", 0.0)) != float(ours["eta_min"]):
+            found.append(("schedule", official, ours))
+    elif isinstance(official, dict):
+        found.append(("schedule", official, ours))
+    for field, keys in (("noise", ("clip", "quantise")), ("resize", None)):
+        official = recipe.fixed(field)
+        if isinstance(official, dict) and keys:
+            differ = [k for k in keys if k in official and official[k] != options.get(k)]
+            if differ:
+                found.append((field, {k: official[k] for k in differ}, {k: options.get(k) for k in differ}))
+        elif isinstance(official, str) and field == "resize" and options.get("resize") not in (None, official):
+            found.append((field, official, options.get("resize")))
+    return found
+
+
+def describe(value) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {describe(v)}" for k, v in value.items())
+    if isinstance(value, list):
+        return "[" + ", ".join(describe(v) for v in value) + "]"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def optimiser_spec(arch: str, kwargs: dict) -> dict:
+    """What an entry's model tells the training loop beyond the profile (built on the meta device: no memory)."""
+    import torch
+
+    from bench.models.catalog import create_model
+
+    with torch.device("meta"):
+        return dict(getattr(create_model(arch, **kwargs), "optimiser_spec", None) or {})
+
+
+def profile_departures(profile, entries) -> list[tuple[object, list]]:
+    """(entry, departures) for every entry of a profile whose architecture has a recipe."""
+    return [(entry, departures(load_recipe(entry.arch, entry.task), profile.train, profile.task_cfg(entry.task)["options"],
+                               optimiser_spec(entry.arch, entry.model_kwargs)))
+            for entry in entries if recipe_path(entry.arch) is not None]
+
+
+def departures_text(profile, entries) -> list[str]:
+    """One line per entry for the notes under a table: where its training departs from its official recipe."""
+    lines = []
+    for entry, rows in profile_departures(profile, entries):
+        if rows:
+            lines.append(f"{entry.model} departs from its official recipe in: "
+                         + "; ".join(f"{field} {describe(official)} -> {describe(ours)}" for field, official, ours in rows)
+                         + f" (`hyperbench recipe {entry.arch} --task {entry.task}`).")
+    return lines
