@@ -142,6 +142,7 @@ _COUNTS = [
     tasks=("denoise", "dejpeg", "sr"),
     adaptive=True,
     protocol="adafm",
+    train_stages=2,
     official_counts=_COUNTS,
     test_kwargs={"blocks": 2, "width": 8},
     notes="lambda = (level - start) / (end - start) between the two trained levels (not clipped); official start->end: noise 15->75, JPEG 80->10, SR x3->x4",

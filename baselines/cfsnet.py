@@ -110,6 +110,7 @@ _COUNTS = [
     tasks=("denoise", "dejpeg", "sr"),
     adaptive=True,
     protocol="cfsnet",
+    train_stages=2,
     official_counts=_COUNTS,
     test_kwargs={"main_blocks": 2, "width": 8},
     task_kwargs={"dejpeg": {"residual": False}, "sr": {"residual": False}},  # official: only denoising predicts the noise (residual=True)

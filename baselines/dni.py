@@ -87,6 +87,7 @@ def train_dni(model: DNI, rundir, sampler) -> dict:
     tasks=("denoise", "dejpeg", "sr"),
     adaptive=True,
     protocol="dni",
+    train_stages=2,
     official_counts=[
         {"kwargs": {"blocks": 16, "in_channels": 3}, "params": 2_813_574, "source": "2 x the AdaFM basic model (1,406,787); xinntao/DNI stores two endpoint nets"},
         {"kwargs": {"blocks": 16, "in_channels": 1}, "params": 2_808_962, "source": "2 x the AdaFM basic model in/out 1 (1,404,481)"},

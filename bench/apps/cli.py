@@ -112,13 +112,18 @@ def reproduce(profile: str = ProfileOpt, tasks: str = TasksOpt, models: str = Mo
               time_min: int = typer.Option(None, "--time-min", help="Slurm time limit in minutes (default 1440); a run that hits it is requeued and resumes"),
               array_parallelism: int = typer.Option(None, "--array-parallelism", help="Slurm: at most this many jobs at once (default 64)"),
               wait: bool = typer.Option(None, "--wait/--no-wait", help="wait for the jobs (default: yes for local/debug, no for slurm); "
-                                        "without waiting, finished runs are gathered and the others reported as missing")):
+                                        "without waiting, finished runs are gathered and the others reported as missing"),
+              dry_run: bool = typer.Option(False, "--dry-run", help="print the plan (every run, its settings and training FLOPs) and run nothing"),
+              tflops: float = typer.Option(None, "--tflops", help="with --dry-run: a device's sustained TFLOP/s, for a time estimate")):
     """Train, evaluate and write Tables 1-3, the parameter table and figures for a profile."""
     from bench.apps.reproduce import reproduce as run
     from bench.training.grid_options import GridOptions
     from bench.training.profiles import load_profile
 
     prof = load_profile(profile)
+    if dry_run:
+        _print_plan(prof, _split(tasks), _split(models), runs_dir, tflops)
+        return
     grid = GridOptions.from_settings(prof.grid, executor=executor, partition=partition, gpus_per_job=gpus_per_job, cpus_per_job=cpus_per_job,
                                      mem_gb=mem_gb, time_min=time_min, array_parallelism=array_parallelism, wait=wait)
     out = run(prof, _paths(runs_dir, results_dir, tables_dir), _split(tasks), _split(models), data_root, log, grid=grid)
@@ -131,6 +136,26 @@ def reproduce(profile: str = ProfileOpt, tasks: str = TasksOpt, models: str = Mo
     for path in out["tables"]:
         if path.suffix in (".md", ".png"):
             console.print(f"  {path}")
+
+
+def _print_plan(prof, tasks, models, runs_dir, tflops) -> None:
+    from tabulate import tabulate
+
+    from bench.training.plan import describe_levels, plan
+    from bench.training.profiles import expand
+
+    planned = plan(expand(prof, tasks, models), runs_dir)
+    rows = [[p.entry, p.task, describe_levels(p.task, p.levels), f"{p.steps:,}", f"{p.batch} x {p.crop}²", p.crops_per_step,
+             f"{p.train_flops / 1e12:.3g}", p.run_id, "done" if p.done else "to train"] for p in planned]
+    headers = ["entry", "task", "levels", "steps", "batch x crop", "crops/step", "train TFLOP", "run", "state"]
+    log(f"profile {prof.name}: {len(planned)} runs\n" + tabulate(rows, headers, tablefmt="simple", disable_numparse=True))
+    todo = [p for p in planned if not p.done]
+    total = sum(p.train_flops for p in todo)
+    log(f"{len(todo)} of {len(planned)} runs to train: {total / 1e15:.3g} PFLOP (3 x forward FLOPs per step, counted on this machine)")
+    if tflops:
+        log(f"at {tflops:g} TFLOP/s sustained: about {total / (tflops * 1e12) / 3600:.2f} h of training (data loading and evaluation not counted)")
+    else:
+        log("give --tflops (a device's sustained TFLOP/s; `hyperbench perf` measures it) for a time estimate")
 
 
 @app.command()

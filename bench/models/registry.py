@@ -44,6 +44,8 @@ class ModelCfg:
     # config (when > 0), so old runs are not reused. Runs of other entries keep their ids.
     revision: int = 0
     notes: str = ""
+    # How many times a run trains the profile's `steps` (staged protocols: AdaFM, CFSNet, DNI train two stages).
+    train_stages: int = 1
     # Path of the entry's official training recipe (YAML, see bench.training.recipes); "" when it has none.
     recipe: str = ""
 
