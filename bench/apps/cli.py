@@ -6,39 +6,28 @@ import sys
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from bench.apps.cli_common import (
+    DataRootOpt,
+    ModelsOpt,
+    ProfileOpt,
+    ResultsOpt,
+    RunsOpt,
+    TablesOpt,
+    TasksOpt,
+    _paths,
+    _split,
+    console,
+    log,
+)
+from bench.apps.cli_data import data_app
 from bench.common.allocator import keep_freed_memory
 from bench.common.errors import HyperbenchError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Reproduce HyperRes (arXiv 2206.05970) and its baselines.")
-console = Console()
-
-ProfileOpt = typer.Option("smoke", "--profile", "-p", help="smoke | quick | paper, or a path to a profile YAML")
-TasksOpt = typer.Option(None, "--tasks", "-t", help="comma-separated subset of denoise,dejpeg,sr")
-ModelsOpt = typer.Option(None, "--models", "-m", help="comma-separated subset of the profile's models")
-DataRootOpt = typer.Option(None, "--data-root", help="folder holding CBSD68/, LIVE1/, ... (default: $HYPERBENCH_DATA)")
-RunsOpt = typer.Option(Path("results/runs"), "--runs-dir", help="where run folders (checkpoints, logs) go")
-ResultsOpt = typer.Option(Path("results"), "--results-dir", help="where tidy result CSVs go")
-TablesOpt = typer.Option(Path("paper_tables/generated"), "--tables-dir", help="where tables and figures go")
-
-
-def log(message) -> None:
-    """Progress messages of the pipeline: plain text (paths and level lists are not rich markup), long
-    lines kept whole so a path can be copied."""
-    console.print(message, markup=False, soft_wrap=True)
-
-
-def _split(value: str | None):
-    return [v.strip() for v in value.split(",") if v.strip()] if value else None
-
-
-def _paths(runs_dir, results_dir, tables_dir):
-    from bench.apps.reproduce import Paths
-
-    return Paths(runs=runs_dir, results=results_dir, tables=tables_dir)
+app.add_typer(data_app, name="data")
 
 
 @app.command("list")
@@ -180,92 +169,6 @@ def regress(results: Path = typer.Argument(..., help="results CSV to check, e.g.
     comparison = compare_files(results, against, tol)
     print_report(comparison, console)
     raise typer.Exit(0 if comparison.passed else 1)
-
-
-data_app = typer.Typer(no_args_is_help=True, help="Standard datasets: sources and licences, download or import, checksum verification.")
-app.add_typer(data_app, name="data")
-
-
-def _data_root_for_writing(data_root: str | None) -> Path:
-    import os
-
-    root = data_root or os.environ.get("HYPERBENCH_DATA")
-    if not root:
-        raise HyperbenchError("no data root to prepare the dataset in", "pass --data-root DIR (created if missing) or set HYPERBENCH_DATA")
-    return Path(root).expanduser()
-
-
-def _print_reports(reports) -> None:
-    table = Table(pad_edge=False)  # fits 80 columns
-    for column in ("dataset", "status", "images", "missing", "extra", "corrupted", "checksums"):
-        table.add_column(column, no_wrap=True)
-    for r in reports:
-        status = {"ok": "[green]ok[/green]", "absent": "[dim]absent[/dim]", "problems": "[bold red]PROBLEMS[/bold red]"}[r.state]
-        images = f"{r.present}" + (f"/{r.expected}" if r.expected is not None else "")
-        counts = ["-"] * 3 if r.state == "absent" else [str(len(r.missing)), str(len(r.extra)), str(len(r.corrupted))]
-        table.add_row(r.name, status, images, *counts, r.checksums or "-")
-    console.print(table)
-    for r in reports:
-        for kind in ("missing", "extra", "corrupted"):
-            names = getattr(r, kind)
-            if names:
-                more = f" and {len(names) - 5} more" if len(names) > 5 else ""
-                console.print(f"  {r.name}: {kind} {', '.join(names[:5])}{more}")
-
-
-@data_app.command("list")
-def data_list(data_root: str = DataRootOpt):
-    """The registered datasets: role, canonical count, checksums, source, original publisher and licence."""
-    from bench.data.datasets import DATASETS
-    from bench.data.loading import resolve_data_root
-
-    root = resolve_data_root(data_root)
-    for spec in DATASETS.values():
-        here = ("  [green]present[/green]" if (root / spec.name).is_dir() else "  [dim]absent[/dim]") if root else ""
-        count = f"{spec.count} images" if spec.count else "count depends on image sizes"
-        console.print(f"[bold]{spec.name}[/bold]  {spec.role}  {count}  checksums: {spec.checksum_kind}{here}")
-        console.print(f"  {spec.description}", soft_wrap=True)
-        if spec.source:
-            console.print(f"  source:    {spec.source.url}  ({', '.join(spec.source.folders)})", soft_wrap=True)
-        else:
-            console.print(f"  source:    cut from {spec.derived_from} by `hyperbench data prepare {spec.name}`")
-        console.print(f"  publisher: {spec.homepage}", soft_wrap=True)
-        console.print(f"  licence:   {spec.licence}", soft_wrap=True)
-
-
-@data_app.command("prepare")
-def data_prepare(name: str = typer.Argument(..., help="dataset name (see `hyperbench data list`)"),
-                 from_: Path = typer.Option(None, "--from", help="import a local copy: a folder (holding NAME/ or the images) or an archive"),
-                 data_root: str = DataRootOpt,
-                 keep_archive: bool = typer.Option(False, "--keep-archive", help="keep the downloaded archive under <root>/.downloads")):
-    """Download (resumable) or import a dataset, check every file's sha256 and install it as <root>/NAME/."""
-    from bench.data.download import prepare
-
-    report = prepare(name, _data_root_for_writing(data_root), from_, keep_archive, log=log)
-    _print_reports([report])
-    raise typer.Exit(0 if report.ok else 1)
-
-
-@data_app.command("verify")
-def data_verify(name: str = typer.Argument(None, help="one dataset (default: every registered one present under the root)"),
-                data_root: str = DataRootOpt):
-    """Report missing, extra and corrupted files; exit 1 when anything is wrong."""
-    from bench.data.datasets import DATASETS, get_dataset
-    from bench.data.loading import resolve_data_root
-    from bench.data.verify import verify
-
-    root = resolve_data_root(data_root)
-    if root is None:
-        raise HyperbenchError("no data root to verify", "pass --data-root DIR or set HYPERBENCH_DATA")
-    specs = [get_dataset(name)] if name else list(DATASETS.values())
-    reports = [verify(spec, root) for spec in specs]
-    console.print(f"data root {root}")
-    _print_reports(reports)
-    bad = [r.name for r in reports if r.state == "problems" or (name and r.state == "absent")]
-    ok = sum(r.ok for r in reports)
-    absent = sum(r.state == "absent" for r in reports)
-    console.print(f"{ok} verified, {absent} not present, {len(bad)} with problems" + (f": {', '.join(bad)}" if bad else ""))
-    raise typer.Exit(1 if bad else 0)
 
 
 @app.command()
