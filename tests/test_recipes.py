@@ -89,6 +89,7 @@ def test_recipe_command_prints_values_with_sources():
     ("code: a/b@1\nall: {speed: {value: 1, source: 'x.py:1'}}\n", "not a recipe field"),
     ("code: a/b@1\nall: {lr: {value: 1.0e-4}}\n", "needs `value` and a `source`"),
     ("code: a/b@1\ndeblur: {}\n", "unknown sections"),
+    ("code: a/b@1\nall: [lr]\n", "section all must map recipe fields to facts"),
 ])
 def test_a_bad_recipe_file_is_a_clear_error(tmp_path, text, message):
     path = tmp_path / "bad.yaml"

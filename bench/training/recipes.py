@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import yaml
 
@@ -74,7 +75,7 @@ class Recipe:
         return fact.value if fact is not None and not fact.unfixed else default
 
 
-def _fail(path: Path, problem: str) -> None:
+def _fail(path: Path, problem: str) -> NoReturn:
     raise HyperbenchError(f"recipe {path}: {problem}", "see bench/models/recipes/hyperres.yaml for the layout")
 
 
@@ -84,11 +85,13 @@ def _read(path: Path) -> dict:
     except (OSError, yaml.YAMLError) as exc:
         _fail(path, f"cannot be read ({str(exc).splitlines()[0]})")
     if not isinstance(raw, dict) or "code" not in raw:
-        _fail(path, "must be a mapping with `code:` and an `all:` section")
+        _fail(path, "must be a mapping with `code:` and sections of facts (`all:`, `denoise:`, `dejpeg:`, `sr:`)")
     unknown = set(raw) - set(SECTIONS)
     if unknown:
         _fail(path, f"unknown sections {sorted(unknown)} (allowed: {', '.join(SECTIONS)})")
     for section in SECTIONS[1:]:
+        if not isinstance(raw.get(section) or {}, dict):
+            _fail(path, f"section {section} must map recipe fields to facts")
         for field, fact in (raw.get(section) or {}).items():
             if field not in FIELDS:
                 _fail(path, f"{section}.{field} is not a recipe field (known: {', '.join(FIELDS)})")
