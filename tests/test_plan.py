@@ -1,5 +1,7 @@
 """`hyperbench reproduce --dry-run`: every run of the profile with its settings and training FLOPs, nothing run."""
 
+import json
+
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 from typer.testing import CliRunner
@@ -18,7 +20,7 @@ def _counted(model, side, level):
 
 def test_the_fit_predicts_the_counted_flops_at_another_size():
     for arch, kwargs in (("hyperres", {"meta_blocks": 2, "width": 16}), ("plain", {"blocks": 2, "width": 8}), ("hinet", {"width": 4})):
-        const, per_pixel = forward_flops_fit(arch, tuple(sorted(kwargs.items())), 25.0)
+        const, per_pixel = forward_flops_fit(arch, json.dumps(kwargs, sort_keys=True), 25.0)
         counted = _counted(create_model(arch, **kwargs).eval(), 96, 25.0)
         assert abs(const + per_pixel * 96 * 96 - counted) <= 1e-6 * counted, arch
 
@@ -36,7 +38,7 @@ def test_the_plan_holds_every_run_with_its_cost(tmp_path):
     assert joint.crops_per_step == train["batch"] * len(joint.levels) and member.crops_per_step == train["batch"]
     assert staged.steps == 2 * train["steps"] and joint.steps == train["steps"]
     kwargs = expand(profile, ["denoise"], ["hyperres"])[0].model_kwargs
-    const, per_pixel = forward_flops_fit("hyperres", tuple(sorted(kwargs.items())), 15.0)
+    const, per_pixel = forward_flops_fit("hyperres", json.dumps(kwargs, sort_keys=True), 15.0)
     assert joint.train_flops == BACKWARD_FACTOR * (const + per_pixel * train["crop"] ** 2) * joint.crops_per_step * joint.steps
 
 

@@ -9,6 +9,7 @@ the crops of a step (batch x levels for jointly trained runs), times the steps o
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from functools import cache
 
@@ -36,22 +37,13 @@ class PlannedRun:
     done: bool
 
 
-def _frozen(value):
-    return tuple((k, _frozen(v)) for k, v in sorted(value.items())) if isinstance(value, dict) else (
-        tuple(_frozen(v) for v in value) if isinstance(value, list) else value)
-
-
-def _thawed(value):
-    return list(value) if isinstance(value, tuple) else value
-
-
 @cache
-def forward_flops_fit(arch: str, kwargs: tuple, level: float) -> tuple[float, float]:
-    """(constant, per pixel) forward FLOPs of one image, from two probe sizes."""
+def forward_flops_fit(arch: str, kwargs_json: str, level: float) -> tuple[float, float]:
+    """(constant, per pixel) forward FLOPs of one image, from two probe sizes (kwargs as JSON: a cache key)."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    model = create_model(arch, **{k: _thawed(v) for k, v in kwargs}).eval()
+    model = create_model(arch, **json.loads(kwargs_json)).eval()
     counts = []
     for side in PROBE_SIDES:
         x = torch.zeros(1, model.in_channels, side, side)
@@ -69,7 +61,7 @@ def plan(entries: list[Entry], runs_dir) -> list[PlannedRun]:
     for entry in entries:
         for run in entry.runs:
             config, train = run.config, run.config["train"]
-            const, per_pixel = forward_flops_fit(config["model"], _frozen(config["model_kwargs"]), float(config["levels"][0]))
+            const, per_pixel = forward_flops_fit(config["model"], json.dumps(config["model_kwargs"], sort_keys=True), float(config["levels"][0]))
             crops = train["batch"] * (len(config["levels"]) if config["protocol"] == "joint" else 1)
             steps = train["steps"] * model_cfg(config["model"]).train_stages
             flops = BACKWARD_FACTOR * (const + per_pixel * train["crop"] ** 2) * crops * steps

@@ -19,7 +19,7 @@ from typing import NoReturn
 import yaml
 
 from bench.common.errors import HyperbenchError
-from bench.models.catalog import model_cfg
+from bench.models.catalog import create_model, model_cfg
 from bench.tasks.task import get_task
 
 # The recipe fields, in print order: what a reader of an official training script looks for.
@@ -154,14 +154,14 @@ def departures(recipe: Recipe, train: dict, options: dict, spec: dict | None = N
             found.append(("schedule", official, ours))
     elif isinstance(official, dict):
         found.append(("schedule", official, ours))
-    for field, keys in (("noise", ("clip", "quantise")), ("resize", None)):
-        official = recipe.fixed(field)
-        if isinstance(official, dict) and keys:
-            differ = [k for k in keys if k in official and official[k] != options.get(k)]
-            if differ:
-                found.append((field, {k: official[k] for k in differ}, {k: options.get(k) for k in differ}))
-        elif isinstance(official, str) and field == "resize" and options.get("resize") not in (None, official):
-            found.append((field, official, options.get("resize")))
+    official = recipe.fixed("noise")
+    if isinstance(official, dict):
+        differ = [k for k in ("clip", "quantise") if k in official and official[k] != options.get(k)]
+        if differ:
+            found.append(("noise", {k: official[k] for k in differ}, {k: options.get(k) for k in differ}))
+    official = recipe.fixed("resize")
+    if isinstance(official, str) and options.get("resize") not in (None, official):
+        found.append(("resize", official, options.get("resize")))
     return found
 
 
@@ -178,8 +178,6 @@ def describe(value) -> str:
 def optimiser_spec(arch: str, kwargs: dict) -> dict:
     """What an entry's model tells the training loop beyond the profile (built on the meta device: no memory)."""
     import torch
-
-    from bench.models.catalog import create_model
 
     with torch.device("meta"):
         return dict(getattr(create_model(arch, **kwargs), "optimiser_spec", None) or {})
