@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from baselines.training import per_patch_batch, placed, uniform_levels
+from baselines.training import control_endpoints, draw_levels, per_patch_batch, placed
 from bench.common.errors import HyperbenchError
 from bench.models.control import EndpointControl
 from bench.models.layers import as_level_tensor, check_input, conv3x3, kaiming_scaled_init
@@ -81,17 +81,18 @@ class CResMD(EndpointControl):
 
 @register_protocol("cresmd")
 def train_cresmd(model: CResMD, rundir, sampler) -> dict:
-    """Joint training over the continuous range: every patch gets its own level drawn uniformly from
-    [first, last] training level (integers for JPEG quality) and the matching condition; L1."""
+    """Joint training over the continuous range: every patch gets its own level, drawn over the run's
+    first..last level as its recipe says (official: Beta(0.5, 1), light degradations most often), and
+    the matching condition (official normalisation: sigma / 50, (102 - q) / 92); L1."""
     run = rundir.run.config
     task, train = get_task(run["task"]), run["train"]
-    lo, hi = run["levels"][0], run["levels"][-1]
-    model.set_endpoints(lo, hi)
+    first, last = run["levels"][0], run["levels"][-1]
+    model.set_endpoints(*control_endpoints(run))
     place = placed(model, run)
 
     def loss_fn(rng):
         patches = sampler.sample(train["batch"], rng)
-        levels = uniform_levels(rng, len(patches), lo, hi, task.integer_levels)
+        levels = draw_levels(rng, len(patches), first, last, task.integer_levels, train.get("level_distribution"))
         x, y, lv = place.batch(*per_patch_batch(patches, task, levels, rng, run["options"]), 1)
         with place.autocast():
             return F.l1_loss(model(x, lv), y)

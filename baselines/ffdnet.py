@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from baselines.training import per_patch_batch, placed, uniform_levels
+from baselines.training import draw_levels, per_patch_batch, placed
 from bench.common.errors import HyperbenchError
 from bench.models.layers import as_level_tensor
 from bench.models.registry import register_model
@@ -84,7 +84,7 @@ def train_ffdnet(model: FFDNet, rundir, sampler) -> dict:
 
     def loss_fn(rng):
         patches = sampler.sample(train["batch"], rng)
-        x, y, lv = place.batch(*per_patch_batch(patches, task, uniform_levels(rng, len(patches), lo, hi, False), rng, run["options"]), 1)
+        x, y, lv = place.batch(*per_patch_batch(patches, task, draw_levels(rng, len(patches), lo, hi, False), rng, run["options"]), 1)
         with place.autocast():
             return F.l1_loss(model(x, lv), y)
 

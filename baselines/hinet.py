@@ -11,12 +11,12 @@ feature fusion). Final 3x3 conv + input (global residual). Default PyTorch init:
 orthogonal initialiser is defined but never called.
 
 `model(x, level)` ignores the level and returns the stage-2 image; `stages(x)` gives both images for
-the loss: 0.5 * PSNR loss per stage, summed (official GoPro/REDS/Rain13k configs). Inputs are padded by
+the loss: L1 per stage, summed (the official denoising recipe, options/train/SIDD/HINet.yml; the
+deblurring configs use a PSNR loss instead). Inputs are padded by
 replication to a multiple of 16 (four down-samplings), at least 32 so the coarsest instance norm sees
 more than one pixel, and cropped back.
 """
 
-import math
 from pathlib import Path
 
 import torch
@@ -33,15 +33,6 @@ from bench.training.protocols import register_protocol
 
 DEPTH = 5
 SLOPE = 0.2
-PSNR_LOSS_WEIGHT = 0.5
-
-
-def psnr_loss(pred, target):
-    """weight * 10/ln(10) * mean over images of log(MSE + 1e-8): minus PSNR (dB) up to a constant."""
-    mse = ((pred - target) ** 2).flatten(1).mean(1)
-    return PSNR_LOSS_WEIGHT * 10 / math.log(10) * torch.log(mse + 1e-8).mean()
-
-
 class UNetBlock(nn.Module):
     """Two 3x3 convs with LeakyReLU and a 1x1 shortcut; optional half instance norm, cross-stage
     fusion inputs and a stride-2 down conv (then it returns (down, features))."""
@@ -143,15 +134,11 @@ class HINet(nn.Module):
         out2 = self.last(feat2) + image
         return out1[..., :h, :w], out2[..., :h, :w]
 
-    # official recipe (options/train/*/HINet.yml): Adam betas (0.9, 0.99), cosine annealing to 1e-7,
-    # gradient-norm clipping at 0.01; lr and steps come from the profile
-    optimiser_spec = {"betas": (0.9, 0.99), "schedule": "cosine", "eta_min": 1e-7, "clip_norm": 0.01}
-
     def forward(self, x, level=None):
         return self.stages(x)[1]
 
     def training_loss(self, x, y, level=None):
-        return sum(psnr_loss(out, y) for out in self.stages(x))
+        return sum(F.l1_loss(out, y) for out in self.stages(x))  # official SIDD recipe: L1 on both stages
 
 
 def _padded(n: int) -> int:
@@ -160,9 +147,7 @@ def _padded(n: int) -> int:
 
 
 class HINetBank(PerLevelBank):
-    """One HINet per level; trains each member with the HINet loss and optimiser recipe."""
-
-    optimiser_spec = HINet.optimiser_spec
+    """One HINet per level; trains each member with the HINet loss (the optimiser recipe is the run's)."""
 
     def training_loss(self, x, y, level):
         levels = as_level_tensor(level, x.shape[0], x.device)
@@ -205,7 +190,7 @@ _ORIGIN = dict(
     origin="https://github.com/megvii-model/HINet",
     tasks=("denoise", "dejpeg", "sr"),
     adaptive=False,
-    revision=1,  # 1: official optimiser recipe (betas, cosine, clipping)
+    revision=2,  # 1: official optimiser recipe (betas, cosine, clipping); 2: SIDD denoising recipe (L1 on both stages)
 )
 
 

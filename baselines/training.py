@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
+import numpy as np
 import torch
 from safetensors import safe_open
 from torch import nn
 
 from bench.tasks.task import get_task
 from bench.training.distributed import Placement
-from bench.training.loop import degraded_batch, optimise
+from bench.training.loop import degraded_batch, optimise, stage_train, total_steps
 
 
 def placed(model: nn.Module, run: dict) -> Placement:
@@ -45,12 +46,23 @@ def fixed_level_l1(forward: Callable, sampler, run: dict, level: float, place: P
     return loss_fn
 
 
-def uniform_levels(rng, n: int, lo: float, hi: float, integer: bool) -> list[float]:
-    """n levels uniform over [lo, hi]; integer tasks (JPEG quality) draw integers."""
-    lo, hi = sorted((float(lo), float(hi)))
+def draw_levels(rng, n: int, first: float, last: float, integer: bool, distribution: dict | None = None) -> list[float]:
+    """n training levels over [first, last]: uniform (integers for JPEG quality), or where the recipe
+    says so (CResMD) first + c * (last - first) with c ~ Beta(a, b), rounded as the official labels are."""
+    if distribution and distribution.get("kind") == "beta":
+        c = rng.beta(float(distribution["a"]), float(distribution["b"]), size=n)
+        levels = float(first) + c * (float(last) - float(first))
+        return [float(v) for v in (np.round(levels) if distribution.get("round") or integer else levels)]
+    lo, hi = sorted((float(first), float(last)))
     if integer:
         return [float(v) for v in rng.integers(int(lo), int(hi) + 1, size=n)]
     return [float(v) for v in rng.uniform(lo, hi, size=n)]
+
+
+def control_endpoints(run: dict) -> tuple[float, float]:
+    """(level at control 0, level at control 1) of a run: its recipe's mapping, else its first and last level."""
+    start, end = run.get("control") or (run["levels"][0], run["levels"][-1])
+    return float(start), float(end)
 
 
 def freeze_all_but(model: nn.Module, params) -> list[nn.Parameter]:
@@ -81,7 +93,8 @@ def _logged_loss(rundir, stage: str) -> float | None:
 
 
 def train_stages(model: nn.Module, rundir, stages: list[tuple[str, Callable]]) -> dict:
-    """Run `stages` = [(name, setup)] in order, train["steps"] steps each; `setup()` prepares the model
+    """Run `stages` = [(name, setup)] in order, each for its length (train["stage_steps"], the official
+    lengths, else train["steps"] each); `setup()` prepares the model
     (freezing, re-initialising) and returns (params, loss_fn). After an interruption the stages before
     the saved one are skipped: the saved state holds the whole model, earlier stages included."""
     run = rundir.run.config
@@ -92,7 +105,8 @@ def train_stages(model: nn.Module, rundir, stages: list[tuple[str, Callable]]) -
     try:
         for name, setup in stages[first:]:
             params, loss_fn = setup()
-            losses[name] = optimise(model, params, loss_fn, run["train"]["steps"], run["train"], rundir, name, run["seed"])
+            train = stage_train(run["train"], name)
+            losses[name] = optimise(model, params, loss_fn, train["steps"], train, rundir, name, run["seed"])
     finally:
         model.requires_grad_(True)
-    return {"final_loss": losses[names[-1]], "steps": run["train"]["steps"] * len(stages), "stage_losses": losses}
+    return {"final_loss": losses[names[-1]], "steps": total_steps(run["train"], len(stages)), "stage_losses": losses}

@@ -105,18 +105,17 @@ def test_official_per_task_kwargs_and_revisions_enter_run_configs():
     profile.models["cfsnet"] = {**profile.models["cfsnet"], "residual": True}  # a profile's own setting wins
     assert all(e.model_kwargs["residual"] for e in expand(profile, models=["cfsnet"]))
     configs = {e.model: e.runs[0].config for e in expand(profile, ["denoise"], ["hinet", "hyperres"])}
-    assert configs["hinet"]["revision"] == 1 and "revision" not in configs["hyperres"]
+    assert configs["hinet"]["revision"] == 2 and "revision" not in configs["hyperres"]
 
 
 def test_cosine_schedule_of_an_official_recipe():
     from bench.training.loop import lr_at
 
     train = {"lr": 2e-4, "steps": 100, "lr_milestones": [50]}
-    spec = {"schedule": "cosine", "eta_min": 1e-7}
-    lrs = [lr_at(s, train, spec) for s in range(101)]
+    lrs = [lr_at(s, {**train, "schedule": "cosine", "eta_min": 1e-7}) for s in range(101)]
     assert lrs[0] == pytest.approx(2e-4) and lrs[100] == pytest.approx(1e-7) and lrs[50] == pytest.approx((2e-4 + 1e-7) / 2)
     assert all(a >= b for a, b in zip(lrs, lrs[1:]))
-    assert lr_at(60, train) == pytest.approx(2e-5)  # without a spec: the profile's step schedule
+    assert lr_at(49, train) == pytest.approx(2e-4) and lr_at(50, train) == pytest.approx(2e-5)  # step schedule: MultiStepLR
 
 
 def test_a_task_revision_retires_only_that_tasks_runs():

@@ -33,34 +33,36 @@ def test_every_table_entry_has_a_recipe_with_sources(name):
 def test_the_recipe_says_what_the_official_code_sets():
     hyperres = load_recipe("hyperres", "denoise")
     assert hyperres.value("lr") == 1.0e-4 and hyperres.value("batch") == 16 and hyperres.value("crop") == 96
-    assert hyperres.value("schedule") == {"kind": "multistep", "milestones": [500000], "gamma": 0.1}
+    assert hyperres.value("schedule") == {"kind": "multistep", "milestones": [500001], "gamma": 0.1}  # decays from update 500,002
     assert hyperres.value("noise") == {"clip": True, "quantise": "floor"}
     assert load_recipe("hyperres", "sr").value("resize") == "opencv"
     cresmd = load_recipe("cresmd", "denoise")
     assert cresmd.value("betas") == [0.9, 0.99] and cresmd.value("lr") == 5.0e-4
-    assert "sigma/50" in cresmd.value("control") and "(102 - q)/92" in cresmd.value("control")
+    assert cresmd.value("control") == {"endpoints": [0, 50]} and load_recipe("cresmd", "dejpeg").value("control") == {"endpoints": [102, 10]}
     cfsnet = load_recipe("cfsnet", "denoise")
-    assert cfsnet.value("batch") == 128 and cfsnet.value("crop") == 40 and "sigma 25" in cfsnet.value("levels")
+    assert cfsnet.value("batch") == 128 and cfsnet.value("crop") == 40 and cfsnet.value("levels") == [25, 50]
+    assert cfsnet.value("loss_weight") == 0.1 and load_recipe("hinet", "sr").value("grad_clip") == 0.01
     assert load_recipe("hinet", "denoise").value("schedule")["kind"] == "cosine"
 
 
 def test_a_profile_with_the_official_settings_departs_in_nothing_it_sets():
     hyperres = load_recipe("hyperres", "denoise")
-    official = {"steps": 1000000, "batch": 16, "crop": 96, "lr": 1.0e-4, "lr_milestones": [500000], "lr_gamma": 0.1}
+    official = {"steps": 1000000, "batch": 16, "crop": 96, "lr": 1.0e-4, "lr_milestones": [500001], "lr_gamma": 0.1}
     assert departures(hyperres, official, {"clip": True, "quantise": "floor"}) == []
     changed = departures(hyperres, {**official, "steps": 800, "lr_milestones": [640]}, {"clip": True, "quantise": "round"})
     assert {(f, str(a), str(b)) for f, a, b in changed} >= {("steps", "1000000", "800"), ("noise", "{'quantise': 'floor'}", "{'quantise': 'round'}")}
     assert "schedule" in {f for f, _, _ in changed}
 
 
-def test_departures_count_what_the_entry_takes_from_its_recipe_itself():
-    """HINet's model carries betas and cosine annealing: compared as the suite applies them, not as the profile's."""
+def test_departures_compare_every_setting_the_run_trains_with():
+    """Betas, schedule kind and floor, gradient clipping: a run's own settings, compared with the recipe's."""
     hinet = load_recipe("hinet", "denoise")
-    train = {"steps": 400000, "batch": 64, "crop": 256, "lr": 2.0e-4}
-    same = departures(hinet, train, {}, {"betas": (0.9, 0.999), "schedule": "cosine", "eta_min": 1.0e-6})
-    assert same == []
-    other = {f for f, _, _ in departures(hinet, train, {}, {"betas": (0.9, 0.99), "schedule": "cosine", "eta_min": 1.0e-7})}
+    train = {"steps": 400000, "batch": 64, "crop": 256, "lr": 2.0e-4, "schedule": "cosine", "eta_min": 1.0e-6, "grad_clip": 0.01}
+    assert departures(hinet, train, {}) == []
+    other = {f for f, _, _ in departures(hinet, {**train, "betas": [0.9, 0.99], "eta_min": 1.0e-7}, {})}
     assert other == {"betas", "schedule"}
+    unclipped = {key: value for key, value in train.items() if key != "grad_clip"}
+    assert [f for f, _, _ in departures(hinet, unclipped, {})] == ["grad_clip"]
 
 
 def test_quick_departures_are_listed_under_the_tables_and_by_the_command():

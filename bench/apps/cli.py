@@ -247,7 +247,8 @@ def recipe(name: str = typer.Argument(None, help="registered entry, e.g. adafm (
         table = Table("field", Column("value", overflow="fold"), Column("source", overflow="fold"),
                       title=f"{name} · {task_name} · official code {rec.code}", box=None)
         for field, fact in rec.facts.items():
-            table.add_row(FIELDS[field], describe(fact.value), fact.cited(rec.code))
+            value = describe(fact.value) + (f" ({fact.note})" if fact.note else "")
+            table.add_row(FIELDS[field], value, fact.cited(rec.code))
         console.print(table)
 
 

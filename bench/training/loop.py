@@ -54,14 +54,24 @@ def check_train_settings(train: dict, where: str) -> None:
         bad("checkpoint_every", "is not a whole number >= 0", "write e.g. checkpoint_every: 20 (0: only at the end)")
 
 
-def lr_at(step: int, train: dict, spec: dict | None = None) -> float:
-    """Step schedule: lr * gamma ** (milestones passed), as MultiStepLR; or, where the model's official
-    optimiser anneals (spec schedule 'cosine'), cosine from lr to eta_min over the run's steps."""
-    if spec and spec.get("schedule") == "cosine":
-        eta_min = spec.get("eta_min", 0.0)
+def lr_at(step: int, train: dict) -> float:
+    """The run's schedule (from its recipe, bench.training.settings): lr * gamma ** (milestones
+    passed), as MultiStepLR; or cosine from lr to eta_min over the run's steps."""
+    if train.get("schedule") == "cosine":
+        eta_min = train.get("eta_min", 0.0)
         return eta_min + 0.5 * (train["lr"] - eta_min) * (1 + math.cos(math.pi * step / train["steps"]))
     passed = sum(step >= m for m in train.get("lr_milestones", []))
     return train["lr"] * train.get("lr_gamma", 0.1) ** passed
+
+
+def stage_train(train: dict, stage: str) -> dict:
+    """The settings one stage trains with: its own length (the schedule restarts per stage, as the
+    official stages are separate training runs)."""
+    return {**train, "steps": int(train.get("stage_steps", {}).get(stage, train["steps"]))}
+
+
+def total_steps(train: dict, stages: int) -> int:
+    return sum(train["stage_steps"].values()) if "stage_steps" in train else train["steps"] * stages
 
 
 def degraded_batch(patches, task, levels, rng, options):
@@ -92,11 +102,11 @@ def _restore_optimizer(opt: torch.optim.Optimizer, tensors: dict, meta: dict) ->
 
 def optimise(model, params, loss_fn, steps: int, train: dict, rundir: RunDir, stage: str, seed: int) -> float:
     """Adam over `params` for `steps`; resumes from the stage's last checkpoint. Returns final loss.
-    A model's `optimiser_spec` carries what its official recipe does differently (HINet: Adam betas,
-    cosine annealing, gradient-norm clipping); the profile's lr and steps still apply."""
-    spec = getattr(model, "optimiser_spec", None) or {}
+    `train` is the run's (bench.training.settings): its betas, schedule, loss weight and gradient
+    clipping are the entry's official ones."""
     params = list(params)
-    opt = torch.optim.Adam(params, lr=train["lr"], betas=tuple(spec.get("betas", (0.9, 0.999))))
+    opt = torch.optim.Adam(params, lr=train["lr"], betas=tuple(train.get("betas", (0.9, 0.999))))
+    weight = float(train.get("loss_weight", 1.0))
     start, loss_ema = 0, None
     if rundir.state_file.exists():
         tensors, meta = load_tensors(rundir.state_file)
@@ -110,9 +120,9 @@ def optimise(model, params, loss_fn, steps: int, train: dict, rundir: RunDir, st
     with progress_bar(label, total=steps, completed=start) as bar:
         for step in range(start, steps):
             for group in opt.param_groups:
-                group["lr"] = lr_at(step, train, spec)
+                group["lr"] = lr_at(step, train)
             rng = seeded_rng(seed, stage, step)
-            loss = loss_fn(rng)
+            loss = loss_fn(rng) * weight if weight != 1.0 else loss_fn(rng)
             value = distributed.mean(loss.detach())  # the combined batch's loss when data-parallel
             if not math.isfinite(value):
                 raise HyperbenchError(  # no [brackets] in the message: the CLI prints it as rich markup
@@ -122,8 +132,8 @@ def optimise(model, params, loss_fn, steps: int, train: dict, rundir: RunDir, st
             opt.zero_grad(set_to_none=True)
             loss.backward()
             distributed.average_gradients(model.parameters())
-            if spec.get("clip_norm"):
-                torch.nn.utils.clip_grad_norm_(params, spec["clip_norm"])
+            if train.get("grad_clip"):
+                torch.nn.utils.clip_grad_norm_(params, train["grad_clip"])
             opt.step()
             loss_ema = value if loss_ema is None else 0.98 * loss_ema + 0.02 * value
             bar.update(step + 1, loss=loss_ema)
@@ -131,7 +141,7 @@ def optimise(model, params, loss_fn, steps: int, train: dict, rundir: RunDir, st
                 tensors, meta = _optimizer_tensors(opt)
                 tensors.update({f"model.{k}": v for k, v in model.state_dict().items()})
                 save_tensors(rundir.state_file, tensors, {**meta, "stage": stage, "step": step + 1, "loss_ema": loss_ema})
-                rundir.log({"stage": stage, "step": step + 1, "loss": value, "loss_ema": loss_ema, "lr": lr_at(step, train, spec)})
+                rundir.log({"stage": stage, "step": step + 1, "loss": value, "loss_ema": loss_ema, "lr": lr_at(step, train)})
     return float(loss_ema)
 
 

@@ -15,6 +15,7 @@ from functools import cache
 
 from bench.models.catalog import create_model, model_cfg
 from bench.tasks.task import get_task
+from bench.training.loop import total_steps
 from bench.training.profiles import Entry
 from bench.training.runs import RunDir
 
@@ -63,7 +64,7 @@ def plan(entries: list[Entry], runs_dir) -> list[PlannedRun]:
             config, train = run.config, run.config["train"]
             const, per_pixel = forward_flops_fit(config["model"], json.dumps(config["model_kwargs"], sort_keys=True), float(config["levels"][0]))
             crops = train["batch"] * (len(config["levels"]) if config["protocol"] == "joint" else 1)
-            steps = train["steps"] * model_cfg(config["model"]).train_stages
+            steps = total_steps(train, model_cfg(config["model"]).train_stages)
             flops = BACKWARD_FACTOR * (const + per_pixel * train["crop"] ** 2) * crops * steps
             planned.append(PlannedRun(entry.model, run.run_id, run.task, tuple(run.levels), config["protocol"], steps,
                                       train["batch"], train["crop"], crops, flops, RunDir(runs_dir, run).is_done))

@@ -17,6 +17,7 @@ from bench.tasks.task import get_task
 from bench.training.distributed import check_gpu_flags
 from bench.training.grid_options import grid_settings
 from bench.training.runs import RUN_FORMAT, Run
+from bench.training.settings import control_levels, run_recipe, training_levels, training_options, training_settings
 
 PROFILE_DIR = Path(__file__).resolve().parents[1] / "profiles"  # bench/profiles/*.yaml
 TRAIN_KEYS = {"steps", "batch", "crop", "lr", "lr_milestones", "lr_gamma", "checkpoint_every"}
@@ -129,9 +130,22 @@ def model_arch(profile: Profile, name: str) -> str:
     return (profile.models[name] or {}).get("model", name)
 
 
+def _per_task(value) -> bool:
+    """A model setting written per task ({denoise: 4, sr: 2})."""
+    return isinstance(value, dict) and bool(value) and all(k in ("denoise", "dejpeg", "sr") for k in value)
+
+
 def model_kwargs(profile: Profile, model: str, task: str) -> dict:
     kwargs = dict(model_cfg(model_arch(profile, model)).task_kwargs.get(task, {}))
-    kwargs.update({k: v for k, v in (profile.models[model] or {}).items() if k != "model"})
+    for key, value in (profile.models[model] or {}).items():
+        if key == "model":
+            continue
+        if _per_task(value):
+            if task not in value:
+                raise HyperbenchError(f"profile {profile.source}: models.{model}.{key} gives no value for {task}",
+                                      f"add `{task}: ...` to models.{model}.{key} (it has {', '.join(value)})")
+            value = value[task]
+        kwargs[key] = value
     kwargs["in_channels"] = get_task(task).in_channels
     return kwargs
 
@@ -160,7 +174,8 @@ def expand(profile: Profile, tasks=None, models=None) -> list[Entry]:
                 for level in tcfg["bank_levels"]:
                     entry.runs.append(_run(profile, arch, {**kwargs, "levels": [level]}, task, [level], "joint"))
             else:
-                entry.runs.append(_run(profile, arch, kwargs, task, tcfg["train_levels"], cfg.protocol))
+                levels = training_levels(run_recipe(arch, task), tcfg["train_levels"])
+                entry.runs.append(_run(profile, arch, kwargs, task, levels, cfg.protocol))
             entries.append(entry)
     return entries
 
@@ -168,6 +183,8 @@ def expand(profile: Profile, tasks=None, models=None) -> list[Entry]:
 def _run(profile: Profile, model: str, kwargs: dict, task: str, levels, protocol: str) -> Run:
     tcfg = profile.tasks[task]
     revision = model_cfg(model).revision
+    recipe = run_recipe(model, task)
+    control = control_levels(recipe)
     return Run({
         "format": RUN_FORMAT,
         "model": model,
@@ -175,9 +192,10 @@ def _run(profile: Profile, model: str, kwargs: dict, task: str, levels, protocol
         "task": task,
         "levels": [float(v) for v in levels],
         "protocol": protocol,
-        "train": profile.train,
+        "train": training_settings(recipe, profile.train, f"profile {profile.source}, {model} ({task})"),
         "train_dataset": tcfg["train_dataset"],
-        "options": tcfg["options"],
+        "options": training_options(recipe, task, tcfg["options"]),
+        **({"control": control} if control else {}),  # the levels at control 0 and 1 (CResMD's official normalisation)
         "seed": profile.seed,
         **({"gpu": profile.gpu} if profile.gpu else {}),  # only when a flag is on: run ids of profiles without it stay the same
         **({"revision": revision} if revision else {}),  # only when bumped: other entries keep their run ids

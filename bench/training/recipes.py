@@ -19,7 +19,7 @@ from typing import NoReturn
 import yaml
 
 from bench.common.errors import HyperbenchError
-from bench.models.catalog import create_model, model_cfg
+from bench.models.catalog import model_cfg
 from bench.tasks.task import get_task
 
 # The recipe fields, in print order: what a reader of an official training script looks for.
@@ -33,6 +33,8 @@ FIELDS = {
     "batch": "batch (crops per step)",
     "crop": "crop size (px)",
     "loss": "loss (and its weight)",
+    "loss_weight": "loss weight (multiplies the loss)",
+    "grad_clip": "gradient-norm clipping",
     "augmentation": "augmentation",
     "levels": "training levels",
     "level_distribution": "training-level distribution",
@@ -52,6 +54,7 @@ class Fact:
     value: object
     source: str = ""  # where the official code fixes it
     unfixed: str = ""  # or: the official code does not fix it; what the suite chooses and why
+    note: str = ""  # what a machine-readable value means, in words
 
     def cited(self, code: str) -> str:
         if self.unfixed:
@@ -97,6 +100,8 @@ def _read(path: Path) -> dict:
                 _fail(path, f"{section}.{field} is not a recipe field (known: {', '.join(FIELDS)})")
             if not isinstance(fact, dict) or "value" not in fact or not (fact.get("source") or fact.get("unfixed")):
                 _fail(path, f"{section}.{field} needs `value` and a `source` (or `unfixed`: why the code does not fix it)")
+            if set(fact) - {"value", "source", "unfixed", "note"}:
+                _fail(path, f"{section}.{field} has unknown keys {sorted(set(fact) - {'value', 'source', 'unfixed', 'note'})} (allowed: value, source, unfixed, note)")
     return raw
 
 
@@ -117,43 +122,66 @@ def load_recipe(entry: str, task: str) -> Recipe:
     facts = {}
     for section in ("all", task_.name):
         for field, fact in (raw.get(section) or {}).items():
-            facts[field] = Fact(fact["value"], str(fact.get("source", "")), str(fact.get("unfixed", "")))
+            facts[field] = Fact(fact["value"], str(fact.get("source", "")), str(fact.get("unfixed", "")), str(fact.get("note", "")))
     ordered = {field: facts[field] for field in FIELDS if field in facts}
     return Recipe(entry, task_.name, str(raw["code"]), ordered)
 
 
-def _schedule_of(train: dict) -> dict:
-    return {"kind": "multistep", "milestones": list(train.get("lr_milestones", [])), "gamma": train.get("lr_gamma", 0.1)}
+DEFAULT_BETAS = [0.9, 0.999]
 
 
-def departures(recipe: Recipe, train: dict, options: dict, spec: dict | None = None) -> list[tuple[str, object, object]]:
-    """(field, official, suite) for every machine-readable fact the suite's training departs from: the
-    profile's train settings and degradation options, and the entry's own `optimiser_spec` (what the
-    suite already takes from the official recipe: betas, cosine annealing)."""
-    spec = spec or {}
+def is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def official_stages(recipe: Recipe, fixed_only: bool = False) -> dict[str, int]:
+    """{stage: steps} where the recipe gives stage lengths; {} for single-stage entries."""
+    stages = recipe.fixed("stages") if fixed_only else recipe.value("stages")
+    if isinstance(stages, list) and stages and all(isinstance(s, dict) and is_number(s.get("steps")) for s in stages):
+        return {s["name"]: int(s["steps"]) for s in stages}
+    return {}
+
+
+def schedule_of(train: dict) -> dict:
+    """A run's learning-rate schedule in the recipes' form."""
+    if train.get("schedule") == "cosine":
+        return {"kind": "cosine", "eta_min": float(train.get("eta_min", 0.0))}
+    return {"kind": "multistep", "milestones": list(train.get("lr_milestones", [])), "gamma": float(train.get("lr_gamma", 0.1))}
+
+
+def _same_schedule(official: dict, ours: dict) -> bool:
+    if official.get("kind") != ours["kind"]:
+        return False
+    if ours["kind"] == "cosine":
+        return float(official.get("eta_min", 0.0)) == ours["eta_min"]
+    return list(official.get("milestones", [])) == ours["milestones"] and float(official.get("gamma", 0.1)) == ours["gamma"]
+
+
+def departures(recipe: Recipe, train: dict, options: dict) -> list[tuple[str, object, object]]:
+    """(field, official, suite) for every machine-readable fact a run's training settings (`train` of
+    its config) and training degradation options depart from. Facts the official code does not fix
+    are the suite's own choices, no departures."""
     found = []
-    stages = recipe.fixed("stages")
-    if isinstance(stages, list) and stages and all(isinstance(s, dict) and "steps" in s for s in stages):
-        if any(s["steps"] != train.get("steps") for s in stages):  # a profile's `steps` is per stage
-            found.append(("stages", {s["name"]: s["steps"] for s in stages}, {s["name"]: train.get("steps") for s in stages}))
+    stages = official_stages(recipe, fixed_only=True)
+    if stages:
+        ours = {name: int(train.get("stage_steps", {}).get(name, train.get("steps"))) for name in stages}
+        if ours != stages:
+            found.append(("stages", stages, ours))
     for field in ("steps", "batch", "crop", "lr"):
         official = recipe.fixed(field)
-        if isinstance(official, (int, float)) and not isinstance(official, bool) and train.get(field) != official:
+        if is_number(official) and train.get(field) != official and not (field == "steps" and stages):
             found.append((field, official, train.get(field)))
     official = recipe.fixed("betas")
-    ours = list(spec.get("betas", (0.9, 0.999)))
-    if isinstance(official, list) and [float(b) for b in official] != [float(b) for b in ours]:
+    ours = [float(b) for b in train.get("betas", DEFAULT_BETAS)]
+    if isinstance(official, list) and [float(b) for b in official] != ours:
         found.append(("betas", official, ours))
     official = recipe.fixed("schedule")
-    ours = ({"kind": "cosine", "eta_min": spec.get("eta_min", 0.0)} if spec.get("schedule") == "cosine" else _schedule_of(train))
-    if isinstance(official, dict) and official.get("kind") == "multistep" == ours["kind"]:
-        if list(official.get("milestones", [])) != ours["milestones"] or float(official.get("gamma", 0.1)) != float(ours["gamma"]):
-            found.append(("schedule", official, ours))
-    elif isinstance(official, dict) and official.get("kind") == "cosine" == ours["kind"]:
-        if float(official.get("eta_min", 0.0)) != float(ours["eta_min"]):
-            found.append(("schedule", official, ours))
-    elif isinstance(official, dict):
-        found.append(("schedule", official, ours))
+    if isinstance(official, dict) and not _same_schedule(official, schedule_of(train)):
+        found.append(("schedule", official, schedule_of(train)))
+    for field, default in (("loss_weight", 1.0), ("grad_clip", None)):
+        official = recipe.fixed(field)
+        if is_number(official) and train.get(field, default) != official:
+            found.append((field, official, train.get(field, default)))
     official = recipe.fixed("noise")
     if isinstance(official, dict):
         differ = [k for k in ("clip", "quantise") if k in official and official[k] != options.get(k)]
@@ -175,27 +203,36 @@ def describe(value) -> str:
     return str(value)
 
 
-def optimiser_spec(arch: str, kwargs: dict) -> dict:
-    """What an entry's model tells the training loop beyond the profile (built on the meta device: no memory)."""
-    import torch
-
-    with torch.device("meta"):
-        return dict(getattr(create_model(arch, **kwargs), "optimiser_spec", None) or {})
-
-
 def profile_departures(profile, entries) -> list[tuple[object, list]]:
-    """(entry, departures) for every entry of a profile whose architecture has a recipe."""
-    return [(entry, departures(load_recipe(entry.arch, entry.task), profile.train, profile.task_cfg(entry.task)["options"],
-                               optimiser_spec(entry.arch, entry.model_kwargs)))
-            for entry in entries if recipe_path(entry.arch) is not None]
+    """(entry, departures) for every entry of a profile whose architecture has a recipe (its first run:
+    the runs of a bank share their settings)."""
+    return [(entry, departures(load_recipe(entry.arch, entry.task), entry.runs[0].config["train"], entry.runs[0].config["options"]))
+            for entry in entries if recipe_path(entry.arch) is not None and entry.runs]
+
+
+def convention_notes(profile, entries) -> list[str]:
+    """Entries that train on other degradation conventions than the evaluation inputs (the profile's)."""
+    lines = []
+    for entry in entries:
+        if not entry.runs:
+            continue
+        ours, evaluated = entry.runs[0].config["options"], profile.task_cfg(entry.task)["options"]
+        differ = {k: (v, evaluated.get(k)) for k, v in ours.items() if evaluated.get(k) != v}
+        if differ:
+            lines.append(f"{entry.model} trains with its official conventions "
+                         + ", ".join(f"{k} {describe(a)}" for k, (a, _) in differ.items())
+                         + " and is evaluated on the profile's inputs ("
+                         + ", ".join(f"{k} {describe(b)}" for k, (_, b) in differ.items()) + ").")
+    return lines
 
 
 def departures_text(profile, entries) -> list[str]:
-    """One line per entry for the notes under a table: where its training departs from its official recipe."""
+    """The notes under a table: where each entry's training departs from its official recipe, and
+    where it trained on other degradation conventions than those it is evaluated on."""
     lines = []
     for entry, rows in profile_departures(profile, entries):
         if rows:
             lines.append(f"{entry.model} departs from its official recipe in: "
                          + "; ".join(f"{field} {describe(official)} -> {describe(ours)}" for field, official, ours in rows)
                          + f" (`hyperbench recipe {entry.arch} --task {entry.task}`).")
-    return lines
+    return lines + convention_notes(profile, entries)
