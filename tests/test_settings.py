@@ -174,3 +174,35 @@ def test_a_budget_missing_from_profile_and_recipe_is_a_clear_error(tmp_path):
                     "tasks: {denoise: {train_dataset: skimage-train, eval_dataset: skimage-eval, train_levels: [15, 75]}}\n")
     with pytest.raises(HyperbenchError, match="models.hyperres.meta_blocks gives no value for denoise"):
         expand(load_profile(str(path)))
+
+
+def test_hyperres_keeps_its_best_validation_weights(tmp_path):
+    """Official model_best.pth: validated every `validate_every_epochs` epochs (an epoch: images // batch
+    steps), the weights with the best mean PSNR over the levels are the run's result, the score logged."""
+    rundir = _tiny_run(tmp_path, "hyperres", "denoise", {"meta_blocks": 1, "width": 8}, 4)
+    config = rundir.run.config
+    assert config["train"]["select"] == "best_validation" and config["valid_dataset"] == "Set14"
+    config["train"].update({"batch": 2, "validate_every_epochs": 1, "lr": 1e-2})  # 4 training images // 2 = 2 steps an epoch
+    config["valid_dataset"] = "skimage-eval"
+    summary = train_run(rundir)
+    scores = [json.loads(line) for line in rundir.log_file.read_text().splitlines() if "valid_psnr" in line]
+    assert [r["step"] for r in scores] == [2, 4]
+    best = max(scores, key=lambda r: r["valid_psnr"])
+    assert summary["best_step"] == best["step"] and summary["best_valid_psnr"] == best["valid_psnr"]
+    kept, meta = load_tensors(rundir.path / "best.safetensors")
+    trained = load_trained(rundir).state_dict()
+    assert meta["step"] == best["step"] and all(torch.equal(trained[k], v) for k, v in kept.items())
+
+
+def test_best_validation_needs_a_validation_set_and_select_is_checked(tmp_path):
+    text = ("name: p\nseed: 0\ntrain: {checkpoint_every: 0}\nmodels: {hyperres: {meta_blocks: 1, width: 8}}\n"
+            "tasks: {denoise: {train_dataset: skimage-train, eval_dataset: skimage-eval, train_levels: [15, 75]}}\n")
+    path = tmp_path / "p.yaml"
+    path.write_text(text)
+    with pytest.raises(HyperbenchError, match="names no valid_dataset"):
+        expand(load_profile(str(path)))
+    path.write_text(text.replace("checkpoint_every: 0", "checkpoint_every: 0, select: last"))
+    assert "select" not in expand(load_profile(str(path)))[0].runs[0].config["train"]  # the last weights: no key, same run ids
+    path.write_text(text.replace("checkpoint_every: 0", "checkpoint_every: 0, select: best"))
+    with pytest.raises(HyperbenchError, match="train.select is 'best'"):
+        load_profile(str(path))

@@ -100,10 +100,10 @@ def _restore_optimizer(opt: torch.optim.Optimizer, tensors: dict, meta: dict) ->
     opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
 
 
-def optimise(model, params, loss_fn, steps: int, train: dict, rundir: RunDir, stage: str, seed: int) -> float:
+def optimise(model, params, loss_fn, steps: int, train: dict, rundir: RunDir, stage: str, seed: int, after_step=None) -> float:
     """Adam over `params` for `steps`; resumes from the stage's last checkpoint. Returns final loss.
     `train` is the run's (bench.training.settings): its betas, schedule, loss weight and gradient
-    clipping are the entry's official ones."""
+    clipping are the entry's official ones. `after_step(n)` runs after update n (best-validation selection)."""
     params = list(params)
     opt = torch.optim.Adam(params, lr=train["lr"], betas=tuple(train.get("betas", (0.9, 0.999))))
     weight = float(train.get("loss_weight", 1.0))
@@ -135,6 +135,8 @@ def optimise(model, params, loss_fn, steps: int, train: dict, rundir: RunDir, st
             if train.get("grad_clip"):
                 torch.nn.utils.clip_grad_norm_(params, train["grad_clip"])
             opt.step()
+            if after_step is not None:
+                after_step(step + 1)
             loss_ema = value if loss_ema is None else 0.98 * loss_ema + 0.02 * value
             bar.update(step + 1, loss=loss_ema)
             if ((step + 1) % every == 0 or step + 1 == steps) and distributed.is_main():

@@ -5,6 +5,7 @@ Cost: the forward FLOPs of one crop are counted with torch's FlopCounterMode on 
 fitted as a + b * pixels (the weight generation of a hypernetwork is the constant part), then scaled
 to the run's crop. A training step is taken as 3 forwards (the backward pass costs about two), times
 the crops of a step (batch x levels for jointly trained runs), times the steps of every stage.
+Best-validation passes (HyperRes in the paper profile) are not counted.
 """
 
 from __future__ import annotations

@@ -20,8 +20,9 @@ from bench.training.runs import RUN_FORMAT, Run
 from bench.training.settings import control_levels, run_recipe, training_levels, training_options, training_settings
 
 PROFILE_DIR = Path(__file__).resolve().parents[1] / "profiles"  # bench/profiles/*.yaml
-TRAIN_KEYS = {"steps", "batch", "crop", "lr", "lr_milestones", "lr_gamma", "checkpoint_every"}
-TASK_KEYS = {"train_dataset", "eval_dataset", "train_levels", "bank_levels", "eval_levels", "options"}
+TRAIN_KEYS = {"steps", "batch", "crop", "lr", "lr_milestones", "lr_gamma", "checkpoint_every", "select"}
+TASK_KEYS = {"train_dataset", "eval_dataset", "valid_dataset", "train_levels", "bank_levels", "eval_levels", "options"}
+SELECT = ("last", "best_validation")  # which weights a run keeps: its last, or its best on the validation set
 MERGED_SECTIONS = ("train", "models", "tune", "gpu", "grid")  # `extends:`: the child's keys override the base's, key by key
 
 
@@ -76,6 +77,8 @@ def load_profile(name_or_path: str) -> Profile:
     unknown = set(raw["train"]) - TRAIN_KEYS
     if unknown:
         _fail(path, f"unknown train keys {sorted(unknown)}", f"allowed: {sorted(TRAIN_KEYS)}")
+    if raw["train"].get("select", "last") not in SELECT:
+        _fail(path, f"train.select is {raw['train']['select']!r}", f"use one of {', '.join(SELECT)} (which weights a run keeps)")
     for name, kwargs in raw["models"].items():
         model_cfg((kwargs or {}).get("model", name))  # unknown model -> did-you-mean error
     for task_name, tcfg in raw["tasks"].items():
@@ -185,6 +188,10 @@ def _run(profile: Profile, model: str, kwargs: dict, task: str, levels, protocol
     revision = model_cfg(model).revision
     recipe = run_recipe(model, task)
     control = control_levels(recipe)
+    train = training_settings(recipe, profile.train, f"profile {profile.source}, {model} ({task})")
+    if train.get("select") == "best_validation" and not tcfg.get("valid_dataset"):
+        raise HyperbenchError(f"profile {profile.source}: {model} keeps its best validation checkpoint (its official recipe), but task {task} names no valid_dataset",
+                              f"add `valid_dataset: <a held-out set>` to tasks.{task}, or `select: last` to train:")
     return Run({
         "format": RUN_FORMAT,
         "model": model,
@@ -192,10 +199,11 @@ def _run(profile: Profile, model: str, kwargs: dict, task: str, levels, protocol
         "task": task,
         "levels": [float(v) for v in levels],
         "protocol": protocol,
-        "train": training_settings(recipe, profile.train, f"profile {profile.source}, {model} ({task})"),
+        "train": train,
         "train_dataset": tcfg["train_dataset"],
         "options": training_options(recipe, task, tcfg["options"]),
-        **({"control": control} if control else {}),  # the levels at control 0 and 1 (CResMD's official normalisation)
+        **({"control": control} if control else {}),
+        **({"valid_dataset": tcfg.get("valid_dataset")} if train.get("select") == "best_validation" else {}),  # the levels at control 0 and 1 (CResMD's official normalisation)
         "seed": profile.seed,
         **({"gpu": profile.gpu} if profile.gpu else {}),  # only when a flag is on: run ids of profiles without it stay the same
         **({"revision": revision} if revision else {}),  # only when bumped: other entries keep their run ids

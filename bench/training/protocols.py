@@ -4,7 +4,8 @@ A protocol is `fn(model, rundir, sampler) -> summary` registered with `register_
 modules and plugins register theirs when imported. The built-in "joint" protocol is HyperRes'
 official scheme: every step takes B clean crops, degrades each at all K training levels of the run,
 runs the model on the K*B inputs with their levels and minimises the mean of the per-level L1 losses.
-With one level it is ordinary single-level training (the per-level networks).
+With one level it is ordinary single-level training (the per-level networks). Where the run's recipe
+keeps the best validation checkpoint (HyperRes), the result is those weights.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from bench.tasks.task import get_task
 from bench.training import distributed
 from bench.training.loop import degraded_batch, optimise
 from bench.training.runs import RunDir
+from bench.training.validation import BestValidation
 
 PROTOCOLS: dict[str, Callable] = {}
 
@@ -54,5 +56,7 @@ def train_joint(model, rundir: RunDir, sampler: PatchSampler) -> dict:
                 return model.training_loss(x, y, lv)
             return torch.nn.functional.l1_loss(net(x, lv), y)  # equal-size levels: mean of per-level L1
 
-    final = optimise(model, model.parameters(), loss_fn, train["steps"], train, rundir, "joint", run["seed"])
-    return {"final_loss": final, "steps": train["steps"]}
+    best = BestValidation(rundir, len(sampler.images), rundir.data_root) if train.get("select") == "best_validation" else None
+    final = optimise(model, model.parameters(), loss_fn, train["steps"], train, rundir, "joint", run["seed"],
+                     after_step=(lambda step: best.after_step(model, step)) if best else None)
+    return {"final_loss": final, "steps": train["steps"], **(best.restore_best(model) if best else {})}

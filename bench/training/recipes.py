@@ -182,6 +182,9 @@ def departures(recipe: Recipe, train: dict, options: dict) -> list[tuple[str, ob
         official = recipe.fixed(field)
         if is_number(official) and train.get(field, default) != official:
             found.append((field, official, train.get(field, default)))
+    official = recipe.fixed("checkpoint")
+    if isinstance(official, dict) and official.get("select", "last") != train.get("select", "last"):
+        found.append(("checkpoint", official.get("select"), train.get("select", "last")))
     official = recipe.fixed("noise")
     if isinstance(official, dict):
         differ = [k for k in ("clip", "quantise") if k in official and official[k] != options.get(k)]

@@ -50,6 +50,7 @@ class RunDir:
         self.state_file = self.path / "train_state.safetensors"
         self.log_file = self.path / "log.jsonl"
         self.done_file = self.path / "done"
+        self.data_root = None  # where the trainer found the datasets (validation sets are read from there too)
 
     def create(self) -> None:
         self.path.mkdir(parents=True, exist_ok=True)

@@ -11,6 +11,8 @@ What the recipe gives (bench/training/recipes.py, a machine-readable `value` per
   * the level -> control mapping (`control`: the levels at control 0 and 1) where it is not the first
     and last training level (CResMD: condition = sigma / 50, (102 - q) / 92);
   * the level distribution of continuously trained entries (CResMD: Beta(0.5, 1));
+  * which weights a run keeps (HyperRes: the best on the validation set every 2 epochs; a profile's
+    `select: last` keeps the last, as the CPU profiles do);
   * the training degradation conventions (noise clip and quantisation, SR resize); the evaluation
     inputs stay the profile's (the paper's), and the tables name the difference.
 
@@ -60,6 +62,11 @@ def training_settings(recipe: Recipe | None, profile_train: dict, where: str) ->
     distribution = recipe.value("level_distribution")
     if isinstance(distribution, dict):
         train["level_distribution"] = {k: v for k, v in distribution.items()}
+    checkpoint = recipe.value("checkpoint")
+    official = checkpoint.get("select", "last") if isinstance(checkpoint, dict) else "last"
+    if profile_train.get("select", official) == "best_validation":
+        train["select"] = "best_validation"
+        train["validate_every_epochs"] = int(checkpoint.get("every_epochs", 1)) if isinstance(checkpoint, dict) else 1
     if "checkpoint_every" in profile_train:
         train["checkpoint_every"] = profile_train["checkpoint_every"]
     return train

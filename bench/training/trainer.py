@@ -30,6 +30,7 @@ def train_run(rundir: RunDir, data_root=None) -> dict:
     load_models()  # plugins register their protocols when imported
     protocol = get_protocol(run["protocol"], run["model"])
     images = load_dataset(run["train_dataset"], data_root, colour=task.channels)
+    rundir.data_root = data_root
     sampler = PatchSampler(images, run["train"]["crop"])
     torch.manual_seed(run["seed"])
     np.random.seed(run["seed"])
