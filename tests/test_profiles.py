@@ -127,3 +127,12 @@ def test_a_task_revision_retires_only_that_tasks_runs():
     for entry in expand(load_profile("smoke"), models=["hyperres"]):
         config = entry.runs[0].config
         assert ("task_revision" in config) == (entry.task == "sr")
+
+
+def test_an_unknown_top_level_key_is_an_error_with_did_you_mean(tmp_path):
+    """`trian:` beside `extends: smoke` would otherwise be ignored and the base's train settings used."""
+    path = tmp_path / "mine.yaml"
+    path.write_text("extends: smoke\nname: mine\ntrian: {steps: 5}\n")
+    with pytest.raises(HyperbenchError, match="unknown key 'trian'") as exc:
+        load_profile(str(path))
+    assert "did you mean 'train'" in exc.value.fix

@@ -70,11 +70,22 @@ def test_identical_results_pass_in_a_real_process(reference, tmp_path):
     ({("perlevel", 50.0, "ssim"): 0.75 - 0.003}, [], 1, "perlevel denoise 50 ssim 0.7500 0.7470 -0.0030"),
     ({("perlevel", 50.0, "ssim"): 0.75 - 0.003}, ["--tol", "ssim=0.005"], 0, "0 regressions"),
     ({("hyperres", 50.0, "psnr"): 28.5}, [], 0, "Improvements"),                                # better by 0.5 dB passes
-    ({("hyperres", 50.0, "psnr"): math.nan}, [], 1, "hyperres denoise 50 psnr 28.0000 —"),      # a number turning into NaN
 ])
 def test_tolerances_and_directions(change, tol, code, shown, reference, tmp_path, capsys, monkeypatch):
     got, text = gate(capsys, monkeypatch, results_file(tmp_path, rows(change)), "--against", reference, *tol)
     assert got == code and shown in text, text
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf, None])
+@pytest.mark.parametrize("side", ["results", "reference"])
+def test_non_finite_values_are_rejected_naming_the_rows(value, side, reference, tmp_path, capsys, monkeypatch):
+    """An all-inf results file would pass as improvements, a NaN reference would accept anything: both are errors."""
+    table = [{**r, "value": value} if r["model"] == "hyperres" and r["metric"] == "psnr" else r for r in rows()]
+    broken = results_file(tmp_path, table)
+    args = (broken, "--against", reference) if side == "results" else (reference, "--against", broken)
+    code, text = gate(capsys, monkeypatch, *args)
+    assert code != 0 and "2 rows that are not finite numbers" in text and "hyperres denoise level 25 psnr" in text, text
+    assert (side if side == "reference" else "results") in text
 
 
 def test_missing_rows_fail_and_new_rows_pass(reference, tmp_path, capsys, monkeypatch):

@@ -5,7 +5,8 @@ at the same level means a different experiment under another profile or seed, so
 compared with each other; they show up as missing (in the reference only) or new (in the results only).
 A row regresses when it is worse than the reference by more than the metric's tolerance, in the
 direction bench.metrics.METRICS gives; it improves when it is better by more than that. Missing rows
-and regressions fail the gate; improvements and new rows are reported and pass.
+and regressions fail the gate; improvements and new rows are reported and pass. A value that is not a
+finite number (NaN, inf, empty) in either file is an error: it cannot be compared.
 """
 
 from __future__ import annotations
@@ -61,11 +62,11 @@ def read_table(path, role: str) -> pd.DataFrame:
         raise HyperbenchError(f"{role} file {path} has metrics {unknown} with no known direction", f"known metrics: {sorted(METRICS)}")
     for column in ("level", "value", "seed"):
         numbers = pd.to_numeric(frame[column], errors="coerce")
-        # an empty value is a NaN metric (kept and compared); an empty level or seed cannot be matched
-        bad = frame[column][numbers.isna() & (frame[column].notna() | (column != "value"))]
+        bad = frame[column][numbers.isna() & frame[column].notna()]
         if len(bad):
             raise HyperbenchError(f"{role} file {path}: column {column!r} holds {bad.iloc[0]!r}, not a number", fix)
         frame[column] = numbers
+    _reject_non_finite(frame, path, role)
     duplicated = frame.duplicated(subset=MATCH_KEY, keep=False)
     if duplicated.any():
         row = frame[duplicated].iloc[0]
@@ -75,6 +76,18 @@ def read_table(path, role: str) -> pd.DataFrame:
             "each (profile, model, task, dataset, level, metric, metric_spec, seed) may appear once; rewrite the file with bench.evaluation.results.write_rows",
         )
     return frame
+
+
+def _reject_non_finite(frame: pd.DataFrame, path, role: str) -> None:
+    """NaN or infinite values cannot be compared: an inf PSNR (an output identical to its reference, or
+    a broken metric) would count as an improvement, a NaN reference would accept anything."""
+    bad = frame[~frame[["level", "value", "seed"]].apply(lambda c: c.map(math.isfinite)).all(axis=1)]
+    if len(bad):
+        shown = "; ".join(f"{r.model} {r.task} level {r.level:g} {r.metric} = {r.value}" for r in bad.head(3).itertuples())
+        raise HyperbenchError(
+            f"{role} file {path} holds {len(bad)} rows that are not finite numbers (NaN, inf or empty), e.g. {shown}",
+            "a gate cannot compare them: find why the evaluation gave them (a failed or degenerate run) and regenerate the file",
+        )
 
 
 @dataclass
@@ -93,11 +106,7 @@ class Comparison:
 
 
 def _gain(ours: float, ref: float, higher_better: bool) -> float:
-    """How much better ours is than the reference (negative: worse); equal values, inf included, give 0."""
-    if ours == ref or (math.isnan(ours) and math.isnan(ref)):
-        return 0.0
-    if math.isnan(ours) or math.isnan(ref):
-        return -math.inf if math.isnan(ours) else math.inf  # a value turning into NaN is a regression
+    """How much better ours is than the reference (negative: worse); both are finite (read_table checks)."""
     return (ours - ref) if higher_better else (ref - ours)
 
 

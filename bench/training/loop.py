@@ -143,7 +143,7 @@ def optimise(model, params, loss_fn, steps: int, train: dict, rundir: RunDir, st
                 tensors, meta = _optimizer_tensors(opt)
                 tensors.update({f"model.{k}": v for k, v in model.state_dict().items()})
                 save_tensors(rundir.state_file, tensors, {**meta, "stage": stage, "step": step + 1, "loss_ema": loss_ema})
-                rundir.log({"stage": stage, "step": step + 1, "loss": value, "loss_ema": loss_ema, "lr": lr_at(step, train)})
+                rundir.log({"stage": stage, "step": step + 1, "loss": value, "loss_ema": loss_ema, "lr": opt.param_groups[0]["lr"]})  # the rate the optimiser used
     return float(loss_ema)
 
 

@@ -22,6 +22,7 @@ from bench.training.settings import control_levels, run_recipe, training_levels,
 PROFILE_DIR = Path(__file__).resolve().parents[1] / "profiles"  # bench/profiles/*.yaml
 TRAIN_KEYS = {"steps", "batch", "crop", "lr", "lr_milestones", "lr_gamma", "checkpoint_every", "select"}
 TASK_KEYS = {"train_dataset", "eval_dataset", "valid_dataset", "train_levels", "bank_levels", "eval_levels", "options"}
+TOP_KEYS = ("name", "description", "seed", "conventions", "train", "models", "tasks", "first", "tune", "gpu", "grid", "extends")
 SELECT = ("last", "best_validation")  # which weights a run keeps: its last, or its best on the validation set
 MERGED_SECTIONS = ("train", "models", "tune", "gpu", "grid")  # `extends:`: the child's keys override the base's, key by key
 
@@ -111,6 +112,9 @@ def _read_yaml(path: Path, seen: tuple = ()) -> dict:
         _fail(path, f"is not valid YAML ({str(exc).splitlines()[0]})", "fix the YAML syntax (indentation, colons, brackets)")
     if not isinstance(raw, dict):
         _fail(path, "must be a mapping with keys name, seed, train, models, tasks", "see bench/profiles/smoke.yaml for the layout")
+    for key in raw:
+        if key not in TOP_KEYS:  # a misspelt section would otherwise be ignored (and `extends:` fill in the base's)
+            _fail(path, f"has an unknown key {key!r}", did_you_mean(str(key), TOP_KEYS))
     if "extends" not in raw:
         return raw
     base_path = Path(str(raw.pop("extends")))
