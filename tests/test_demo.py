@@ -91,7 +91,21 @@ def test_trained_choices_group_banks_and_skip_fixed_or_broken_runs(runs_dir, tmp
         ("hyperres", "dejpeg", (10.0, 30.0, 50.0, 80.0)), ("hyperres", "denoise", (15.0, 35.0, 55.0, 75.0)),
         ("perlevel", "denoise", (25.0, 65.0)),
     ]
-    assert choices[0].task == "denoise"  # the paper's first task comes first
+    assert choices[0].model == "hyperres" and choices[0].task == "denoise"  # HyperRes first; equal training: denoise first
+    assert all("no built-in profile, 2 steps" in c.describe() for c in choices)  # smoke cut to 2 steps: no profile makes these
+    smoke_run = expand(load_profile("smoke"))[0].runs[0]
+    assert demo_models.profiles_of_runs()[smoke_run.run_id] == "smoke"  # a profile's own run is named by it
+    hyperres = [c for c in choices if c.model == "hyperres"]
+    assert [c.task for c in hyperres] == ["denoise", "dejpeg"]
+    longer = next(c for c in choices if c.model == "hyperres" and c.task == "dejpeg")  # the same run, trained 10x longer
+    source = runs / longer.run_ids[0]
+    config = json.loads((source / "config.json").read_text())
+    run = Run({**config, "train": {**config["train"], "steps": 400}})
+    shutil.copytree(source, runs / run.run_id)
+    (runs / run.run_id / "config.json").write_text(json.dumps(run.config))
+    first = demo_models.trained_choices(runs)[0]
+    assert (first.model, first.task, first.run_ids) == ("hyperres", "dejpeg", [run.run_id])  # the most trained HyperRes opens the page
+    assert "no built-in profile, 400 steps" in first.describe()
     bank = next(c for c in choices if c.model == "perlevel" and c.task == "denoise")
     assert bank.bank and len(bank.run_ids) == 2 and "bank of 2 networks" in bank.describe()
 

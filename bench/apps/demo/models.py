@@ -1,5 +1,6 @@
 """The demo's model choice: the finished runs of adaptive entries in a runs folder (a bank's per-level
-runs as one choice), or a checkpoint file described by its run config or by --model/--task/--kwargs."""
+runs as one choice), or a checkpoint file described by its run config or by --model/--task/--kwargs.
+The page opens on HyperRes' most trained run and names the profile that made it and its steps."""
 
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ class Choice:
     source: str
     load: Callable[[], torch.nn.Module]
     run_ids: list[str] = field(default_factory=list)
+    training: float = 0.0  # training pixels seen (steps x batch x crop^2, summed over the runs): "the most trained"
 
     @property
     def bank(self) -> bool:
@@ -61,7 +63,26 @@ def _without_levels(kwargs: dict) -> dict:
     return {k: v for k, v in kwargs.items() if k != "levels"}
 
 
-def _run_choice(runs: list[Run], runs_dir: Path) -> Choice:
+def _training_pixels(run: Run) -> float:
+    train = run.config.get("train") or {}
+    steps = sum(train["stage_steps"].values()) if "stage_steps" in train else train.get("steps", 0) * model_cfg(run.model).train_stages
+    return float(steps * train.get("batch", 0) * train.get("crop", 0) ** 2)
+
+
+def profiles_of_runs() -> dict[str, str]:
+    """run id -> the built-in profile that makes it (a run config does not name its profile)."""
+    from bench.training.profiles import PROFILE_DIR, expand, load_profile
+
+    found = {}
+    for path in sorted(PROFILE_DIR.glob("*.yaml")):
+        try:
+            found.update({run.run_id: path.stem for entry in expand(load_profile(str(path))) for run in entry.runs})
+        except HyperbenchError:
+            continue  # a profile this installation cannot expand (a plugin missing) names no runs
+    return found
+
+
+def _run_choice(runs: list[Run], runs_dir: Path, profiles: dict[str, str]) -> Choice:
     runs = sorted(runs, key=lambda r: r.levels)
     first = runs[0].config
     kwargs = _without_levels(first["model_kwargs"])
@@ -70,9 +91,12 @@ def _run_choice(runs: list[Run], runs_dir: Path) -> Choice:
     entry = Entry(first["model"], first["task"], kwargs, runs)
     ids = [r.run_id for r in runs]
     steps = (first.get("train") or {}).get("steps", "?")
+    profile = profiles.get(ids[0])
+    made = f"profile {profile}, " if profile else "no built-in profile, "
     return Choice(
         id="+".join(ids), model=first["model"], task=first["task"], kwargs=kwargs, trained_levels=levels,
-        options=first["options"], source=f"run {', '.join(ids)} ({steps} steps)", load=lambda: assemble(entry, runs_dir), run_ids=ids,
+        options=first["options"], source=f"{made}{steps} steps · run {', '.join(ids)}", load=lambda: assemble(entry, runs_dir), run_ids=ids,
+        training=sum(_training_pixels(r) for r in runs) / len(runs),
     )
 
 
@@ -95,8 +119,10 @@ def trained_choices(runs_dir: Path) -> list[Choice]:
         if cfg.protocol == "bank":  # member runs of one bank differ only in their level
             key = json.dumps({**run.config, "levels": None, "model_kwargs": _without_levels(run.config["model_kwargs"])}, sort_keys=True)
         groups.setdefault(key, []).append(run)
-    choices = [_run_choice(runs, Path(runs_dir)) for runs in groups.values()]
-    return sorted(choices, key=lambda c: (list(TASKS).index(c.task), c.model, c.source))  # denoise first, as in the paper
+    profiles = profiles_of_runs() if groups else {}
+    choices = [_run_choice(runs, Path(runs_dir), profiles) for runs in groups.values()]
+    # The page opens on the first: HyperRes, its most trained run, then the paper's task order (denoise first).
+    return sorted(choices, key=lambda c: (c.model != "hyperres", -c.training, list(TASKS).index(c.task), c.model, c.source))
 
 
 def parse_kwargs(text: str | None) -> dict | None:
