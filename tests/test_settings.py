@@ -198,11 +198,14 @@ def test_best_validation_needs_a_validation_set_and_select_is_checked(tmp_path):
     text = ("name: p\nseed: 0\ntrain: {checkpoint_every: 0}\nmodels: {hyperres: {meta_blocks: 1, width: 8}}\n"
             "tasks: {denoise: {train_dataset: skimage-train, eval_dataset: skimage-eval, train_levels: [15, 75]}}\n")
     path = tmp_path / "p.yaml"
-    path.write_text(text)
-    with pytest.raises(HyperbenchError, match="names no valid_dataset"):
+    path.write_text(text)  # no validation set: the last weights (no key: same run ids), listed as a departure
+    profile = load_profile(str(path))
+    entries = expand(profile)
+    assert "select" not in entries[0].runs[0].config["train"]
+    assert ("checkpoint", "best_validation", "last") in profile_departures(profile, entries)[0][1]
+    path.write_text(text.replace("checkpoint_every: 0", "checkpoint_every: 0, select: best_validation"))
+    with pytest.raises(HyperbenchError, match="train.select is best_validation, but task denoise names no valid_dataset"):
         expand(load_profile(str(path)))
-    path.write_text(text.replace("checkpoint_every: 0", "checkpoint_every: 0, select: last"))
-    assert "select" not in expand(load_profile(str(path)))[0].runs[0].config["train"]  # the last weights: no key, same run ids
     path.write_text(text.replace("checkpoint_every: 0", "checkpoint_every: 0, select: best"))
     with pytest.raises(HyperbenchError, match="train.select is 'best'"):
         load_profile(str(path))

@@ -9,7 +9,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 
@@ -91,11 +90,7 @@ def check_eval_images(task: Task, images: list[Image], dataset: str) -> None:
 
 def check_degradation_options(task: Task, options: dict, level: float) -> None:
     """Option values (not just keys) are checked by one degradation of a small probe image before any work starts."""
-    probe = np.full((16, 16, 3) if task.channels == "rgb" else (16, 16), 128, np.uint8)
-    try:
-        task.degrade(probe, level, np.random.default_rng(0), options)
-    except (ValueError, KeyError, TypeError) as exc:
-        raise HyperbenchError(f"{task.name} degradation options {options} are not valid: {exc}", f"fix options of task {task.name} in the profile") from None
+    task.check_options(options, level)
 
 
 def train_all(entries: list[Entry], paths: Paths, data_root=None, log=print, grid=None) -> list:

@@ -60,12 +60,22 @@ class Task:
         return value
 
     def options(self, overrides: dict | None = None) -> dict:
+        """The task's degradation options with `overrides`; names and values are checked (values by one
+        degradation of a small probe image), so a bad option fails before any work starts."""
         opts = dict(self.default_options)
         for key, value in (overrides or {}).items():
             if key not in opts:
                 raise HyperbenchError(f"unknown {self.name} degradation option {key!r}", did_you_mean(key, opts))
             opts[key] = value
+        self.check_options(opts)
         return opts
+
+    def check_options(self, options: dict, level: float | None = None) -> None:
+        probe = np.full((16, 16, 3) if self.channels == "rgb" else (16, 16), 128, np.uint8)
+        try:
+            self.degrade(probe, self.valid_range[0] + 1 if level is None else level, np.random.default_rng(0), options)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise HyperbenchError(f"{self.name} degradation options {options} are not valid: {exc}", f"fix options of task {self.name} in the profile") from None
 
     def degrade(self, clean: np.ndarray, level: float, rng: np.random.Generator, options: dict) -> np.ndarray:
         """Clean uint8 image (already in the task's colour) -> float32 network input in [0, 1]."""

@@ -192,10 +192,10 @@ def _run(profile: Profile, model: str, kwargs: dict, task: str, levels, protocol
     revision = model_cfg(model).revision
     recipe = run_recipe(model, task)
     control = control_levels(recipe)
-    train = training_settings(recipe, profile.train, f"profile {profile.source}, {model} ({task})")
+    train = training_settings(recipe, profile.train, f"profile {profile.source}, {model} ({task})", bool(tcfg.get("valid_dataset")))
     if train.get("select") == "best_validation" and not tcfg.get("valid_dataset"):
-        raise HyperbenchError(f"profile {profile.source}: {model} keeps its best validation checkpoint (its official recipe), but task {task} names no valid_dataset",
-                              f"add `valid_dataset: <a held-out set>` to tasks.{task}, or `select: last` to train:")
+        raise HyperbenchError(f"profile {profile.source}: train.select is best_validation, but task {task} names no valid_dataset",
+                              f"add `valid_dataset: <a held-out set>` to tasks.{task}, or drop `select:` (the last weights are kept)")
     return Run({
         "format": RUN_FORMAT,
         "model": model,

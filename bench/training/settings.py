@@ -11,8 +11,8 @@ What the recipe gives (bench/training/recipes.py, a machine-readable `value` per
   * the level -> control mapping (`control`: the levels at control 0 and 1) where it is not the first
     and last training level (CResMD: condition = sigma / 50, (102 - q) / 92);
   * the level distribution of continuously trained entries (CResMD: Beta(0.5, 1));
-  * which weights a run keeps (HyperRes: the best on the validation set every 2 epochs; a profile's
-    `select: last` keeps the last, as the CPU profiles do);
+  * which weights a run keeps (HyperRes: the best on the task's `valid_dataset` every 2 epochs; a
+    profile's `select: last`, or a task without a validation set, keeps the last);
   * the training degradation conventions (noise clip and quantisation, SR resize); the evaluation
     inputs stay the profile's (the paper's), and the tables name the difference.
 
@@ -28,8 +28,10 @@ from bench.training.recipes import DEFAULT_BETAS, Recipe, is_number, load_recipe
 BUDGET_KEYS = ("steps", "batch", "crop", "lr")
 
 
-def training_settings(recipe: Recipe | None, profile_train: dict, where: str) -> dict:
-    """The run's `train` dict: the profile's keys over the recipe's values (see the module doc)."""
+def training_settings(recipe: Recipe | None, profile_train: dict, where: str, validation: bool = False) -> dict:
+    """The run's `train` dict: the profile's keys over the recipe's values (see the module doc).
+    `validation`: the task names a validation set (without one, a best-validation recipe keeps the last
+    weights, and the tables list that departure)."""
     if recipe is None:  # a plugin without a recipe trains with the profile's settings alone
         return dict(profile_train)
     train = {}
@@ -64,7 +66,7 @@ def training_settings(recipe: Recipe | None, profile_train: dict, where: str) ->
         train["level_distribution"] = {k: v for k, v in distribution.items()}
     checkpoint = recipe.value("checkpoint")
     official = checkpoint.get("select", "last") if isinstance(checkpoint, dict) else "last"
-    if profile_train.get("select", official) == "best_validation":
+    if profile_train.get("select", official if validation else "last") == "best_validation":
         train["select"] = "best_validation"
         train["validate_every_epochs"] = int(checkpoint.get("every_epochs", 1)) if isinstance(checkpoint, dict) else 1
     if "checkpoint_every" in profile_train:
