@@ -209,3 +209,25 @@ def test_best_validation_needs_a_validation_set_and_select_is_checked(tmp_path):
     path.write_text(text.replace("checkpoint_every: 0", "checkpoint_every: 0, select: best"))
     with pytest.raises(HyperbenchError, match="train.select is 'best'"):
         load_profile(str(path))
+
+
+def test_the_optimiser_follows_the_schedule_across_milestones_and_a_resume(tmp_path):
+    """The rate the optimiser used (logged from its param group) at every step: x0.5 at each milestone, and
+    the same after an interruption at step 3 and a resume from the step-2 checkpoint."""
+    rundir = _tiny_run(tmp_path, "hyperres", "denoise", {}, 6)
+    rundir.create()
+    weight = torch.nn.Parameter(torch.tensor([1.0]))
+    model = torch.nn.Module()
+    model.weight = weight
+    train = {"steps": 6, "batch": 1, "crop": 8, "lr": 0.1, "lr_milestones": [2, 4], "lr_gamma": 0.5, "checkpoint_every": 1}
+
+    def interrupt_at_3(step):
+        if step == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        optimise(model, [weight], lambda rng: weight.abs().sum(), 6, train, rundir, "joint", 0, after_step=interrupt_at_3)
+    optimise(model, [weight], lambda rng: weight.abs().sum(), 6, train, rundir, "joint", 0)
+    log = [json.loads(line) for line in rundir.log_file.read_text().splitlines()]
+    assert [r["step"] for r in log] == [1, 2, 3, 4, 5, 6]  # step 3 had no checkpoint: it is redone, once
+    assert [r["lr"] for r in log] == pytest.approx([0.1, 0.1, 0.05, 0.05, 0.025, 0.025])
