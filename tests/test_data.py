@@ -75,7 +75,7 @@ def test_truncated_image_is_a_clear_error(tmp_path):
         read_image(path)
 
 
-def test_patch_sampler_is_deterministic_and_augments():
+def test_patch_sampler_is_deterministic():
     images = data.load_dataset("skimage-train")
     sampler = data.PatchSampler(images, 24)
     a = sampler.sample(16, np.random.default_rng(3))
@@ -93,3 +93,32 @@ def test_shared_datasets_match_their_manifest(shared_data):
         assert report == {"missing": [], "extra": [], "corrupted": []}, name
     images = data.load_dataset("CBSD68", shared_data)
     assert len(images) == 68
+
+
+def test_patch_sampler_crops_anywhere_with_all_eight_flips_and_transposes():
+    """Pixels that encode their own (row, column, image) show where each crop came from and how it was
+    turned: every patch is one of the 8 dihedral transforms of a true crop, and all 8 occur."""
+    from bench.data.loading import Image
+
+    size, crop = 40, 8
+    rows, cols = np.meshgrid(np.arange(size), np.arange(size), indexing="ij")
+    images = [Image(f"im{k}", np.stack([rows, cols, np.full_like(rows, k)], axis=-1).astype(np.uint8)) for k in range(3)]
+    sampler = data.PatchSampler(images, crop)
+    seen, corners, sources = set(), set(), set()
+    ii, jj = np.meshgrid(np.arange(crop), np.arange(crop), indexing="ij")
+    for patch in sampler.sample(400, np.random.default_rng(0)):
+        r, c, k = patch[..., 0].astype(int), patch[..., 1].astype(int), patch[..., 2]
+        assert len(np.unique(k)) == 1  # one source image per patch
+        transposed = r[0, 0] != r[0, 1]  # untransposed, the source row is constant along a patch row
+        if transposed:
+            r, c = r.T, c.T
+        top, left = r.min(), c.min()
+        flip_v, flip_h = r[0, 0] != top, c[0, 0] != left
+        r, c = (r[::-1] if flip_v else r), (c[::-1] if flip_v else c)
+        r, c = (r[:, ::-1] if flip_h else r), (c[:, ::-1] if flip_h else c)
+        assert np.array_equal(r, top + ii) and np.array_equal(c, left + jj)  # undone, it is a true crop
+        seen.add((bool(transposed), bool(flip_v), bool(flip_h)))
+        corners.add((int(top), int(left)))
+        sources.add(int(k[0, 0]))
+    assert len(seen) == 8 and sources == {0, 1, 2}
+    assert min(t for t, _ in corners) == 0 and max(t for t, _ in corners) == size - crop  # crops reach every edge
