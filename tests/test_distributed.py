@@ -119,13 +119,27 @@ def test_gpu_flags_enter_run_configs_only_when_on(tmp_path):
             load_profile(str(path))
 
 
-def test_training_with_bf16_and_channels_last_flags(tmp_path):
-    """The flags change how a step runs (autocast, memory format), not what is trained: same loss scale."""
+def test_training_with_bf16_and_channels_last_flags(tmp_path, monkeypatch):
+    """The flags change how a step runs (the convolutions compute in bf16 on NHWC tensors), not what is
+    trained: the same loss scale; without them every convolution is float32 on NCHW tensors."""
+    seen = []
+    conv2d = torch.nn.functional.conv2d
+
+    def spy(x, *args, **kwargs):
+        out = conv2d(x, *args, **kwargs)
+        nhwc_only = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+        seen.append((out.dtype, nhwc_only))
+        return out
+
+    monkeypatch.setattr(torch.nn.functional, "conv2d", spy)
     rundir = RunDir(tmp_path, _tiny_run({"bf16": True, "channels_last": True}))
     summary = train_run(rundir)
     assert rundir.is_done and json.loads(rundir.config.read_text())["gpu"] == {"bf16": True, "channels_last": True}
+    flagged, seen[:] = list(seen), []
+    assert flagged and all(dtype == torch.bfloat16 for dtype, _ in flagged) and any(nhwc for _, nhwc in flagged)
     reference = RunDir(tmp_path, _tiny_run())
     train_run(reference)
+    assert seen and all(dtype == torch.float32 and not nhwc for dtype, nhwc in seen)
     assert summary["final_loss"] == pytest.approx(reference.summary()["final_loss"], rel=0.05)
 
 
