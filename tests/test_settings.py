@@ -125,7 +125,7 @@ def test_cresmd_trains_with_the_official_condition_normalisation(tmp_path):
     assert model.endpoints.tolist() == [102.0, 10.0] and model.control_for(10) == pytest.approx(1.0)
 
 
-def test_the_loop_applies_betas_loss_weight_clipping_and_cosine(tmp_path):
+def test_the_loop_applies_betas_loss_weight_clipping_and_cosine(tmp_path, monkeypatch):
     rundir = _tiny_run(tmp_path, "hyperres", "denoise", {}, 4)
     rundir.create()
     weight = torch.nn.Parameter(torch.tensor([1.0, -2.0]))
@@ -144,11 +144,8 @@ def test_the_loop_applies_betas_loss_weight_clipping_and_cosine(tmp_path):
         seen.append(max_norm)
         return original(params, max_norm)
 
-    torch.nn.utils.clip_grad_norm_ = spy
-    try:
-        optimise(model, [weight], loss_fn, 4, train, rundir, "joint", 0)
-    finally:
-        torch.nn.utils.clip_grad_norm_ = original
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", spy)
+    optimise(model, [weight], loss_fn, 4, train, rundir, "joint", 0)
     log = [json.loads(line) for line in rundir.log_file.read_text().splitlines()]
     assert log[0]["loss"] == pytest.approx(0.1 * 100 * 3.0)  # the loss weight
     assert [r["lr"] for r in log] == pytest.approx([0.1 * 0.5 * (1 + np.cos(np.pi * s / 4)) for s in range(4)])

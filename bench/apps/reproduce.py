@@ -88,11 +88,6 @@ def check_eval_images(task: Task, images: list[Image], dataset: str) -> None:
             )
 
 
-def check_degradation_options(task: Task, options: dict, level: float) -> None:
-    """Option values (not just keys) are checked by one degradation of a small probe image before any work starts."""
-    task.check_options(options, level)
-
-
 def train_all(entries: list[Entry], paths: Paths, data_root=None, log=print, grid=None) -> list:
     """Train every unfinished run here, or submit them as jobs (`grid`: bench.training.grid_options.GridOptions). Returns the runs left unfinished."""
     resolve_data_root(data_root)  # a wrong --data-root fails before anything is written
@@ -105,7 +100,7 @@ def train_all(entries: list[Entry], paths: Paths, data_root=None, log=print, gri
     runs = [run for entry in entries for run in entry.runs]
     for run in runs:  # bad settings fail before any run folder is written
         check_train_settings(run.config["train"], f"profile settings of {run.model} ({run.task})")
-        check_degradation_options(get_task(run.task), run.config["options"], run.levels[0])
+        get_task(run.task).check_options(run.config["options"], run.levels[0])
     todo = [run for run in runs if not RunDir(paths.runs, run).is_done]
     log(f"{len(runs)} runs, {len(runs) - len(todo)} already finished, {len(todo)} to train")
     if grid is not None and grid.executor != "none":
@@ -143,7 +138,7 @@ def evaluate_task(profile: Profile, task_name: str, entries: list[Entry], paths:
         return pd.concat(frames.values(), ignore_index=True)
     if not tcfg["eval_levels"]:
         raise HyperbenchError(f"task {task_name} of profile {profile.name} has no eval_levels", "list eval_levels under the task in the profile")
-    check_degradation_options(task, tcfg["options"], tcfg["eval_levels"][0])
+    task.check_options(tcfg["options"], tcfg["eval_levels"][0])
     images = load_dataset(tcfg["eval_dataset"], data_root, colour=task.channels)
     check_eval_images(task, images, tcfg["eval_dataset"])
     models = {e.model: ev.assemble(e, paths.runs) for e in todo}

@@ -13,7 +13,7 @@ import yaml
 
 from bench.common.errors import HyperbenchError, did_you_mean
 from bench.models.catalog import model_cfg
-from bench.tasks.task import get_task
+from bench.tasks.task import TASKS, get_task
 from bench.training.distributed import check_gpu_flags
 from bench.training.grid_options import grid_settings
 from bench.training.runs import RUN_FORMAT, Run
@@ -139,7 +139,7 @@ def model_arch(profile: Profile, name: str) -> str:
 
 def _per_task(value) -> bool:
     """A model setting written per task ({denoise: 4, sr: 2})."""
-    return isinstance(value, dict) and bool(value) and all(k in ("denoise", "dejpeg", "sr") for k in value)
+    return isinstance(value, dict) and bool(value) and all(k in TASKS for k in value)
 
 
 def model_kwargs(profile: Profile, model: str, task: str) -> dict:
@@ -177,20 +177,20 @@ def expand(profile: Profile, tasks=None, models=None) -> list[Entry]:
                 continue
             kwargs = model_kwargs(profile, model, task)
             entry = Entry(model, task, kwargs, arch=arch)
+            recipe = run_recipe(arch, task)
             if cfg.protocol == "bank":
                 for level in tcfg["bank_levels"]:
-                    entry.runs.append(_run(profile, arch, {**kwargs, "levels": [level]}, task, [level], "joint"))
+                    entry.runs.append(_run(profile, arch, {**kwargs, "levels": [level]}, task, [level], "joint", recipe))
             else:
-                levels = training_levels(run_recipe(arch, task), tcfg["train_levels"])
-                entry.runs.append(_run(profile, arch, kwargs, task, levels, cfg.protocol))
+                levels = training_levels(recipe, tcfg["train_levels"])
+                entry.runs.append(_run(profile, arch, kwargs, task, levels, cfg.protocol, recipe))
             entries.append(entry)
     return entries
 
 
-def _run(profile: Profile, model: str, kwargs: dict, task: str, levels, protocol: str) -> Run:
+def _run(profile: Profile, model: str, kwargs: dict, task: str, levels, protocol: str, recipe) -> Run:
     tcfg = profile.tasks[task]
     revision = model_cfg(model).revision
-    recipe = run_recipe(model, task)
     control = control_levels(recipe)
     train = training_settings(recipe, profile.train, f"profile {profile.source}, {model} ({task})", bool(tcfg.get("valid_dataset")))
     if train.get("select") == "best_validation" and not tcfg.get("valid_dataset"):
@@ -206,8 +206,8 @@ def _run(profile: Profile, model: str, kwargs: dict, task: str, levels, protocol
         "train": train,
         "train_dataset": tcfg["train_dataset"],
         "options": training_options(recipe, task, tcfg["options"]),
-        **({"control": control} if control else {}),
-        **({"valid_dataset": tcfg.get("valid_dataset")} if train.get("select") == "best_validation" else {}),  # the levels at control 0 and 1 (CResMD's official normalisation)
+        **({"control": control} if control else {}),  # the levels at control 0 and 1 (CResMD's official normalisation)
+        **({"valid_dataset": tcfg.get("valid_dataset")} if train.get("select") == "best_validation" else {}),
         "seed": profile.seed,
         **({"gpu": profile.gpu} if profile.gpu else {}),  # only when a flag is on: run ids of profiles without it stay the same
         **({"revision": revision} if revision else {}),  # only when bumped: other entries keep their run ids

@@ -63,7 +63,7 @@ def training_settings(recipe: Recipe | None, profile_train: dict, where: str, va
             train[key] = float(value)
     distribution = recipe.value("level_distribution")
     if isinstance(distribution, dict):
-        train["level_distribution"] = {k: v for k, v in distribution.items()}
+        train["level_distribution"] = dict(distribution)
     checkpoint = recipe.value("checkpoint")
     official = checkpoint.get("select", "last") if isinstance(checkpoint, dict) else "last"
     if profile_train.get("select", official if validation else "last") == "best_validation":

@@ -16,6 +16,7 @@ from bench.common.errors import HyperbenchError
 from bench.evaluation.evaluate import assemble
 from bench.models.catalog import create_model, model_cfg
 from bench.tasks.task import TASKS, get_task
+from bench.training.loop import total_steps
 from bench.training.profiles import Entry
 from bench.training.runs import Run
 
@@ -65,7 +66,7 @@ def _without_levels(kwargs: dict) -> dict:
 
 def _training_pixels(run: Run) -> float:
     train = run.config.get("train") or {}
-    steps = sum(train["stage_steps"].values()) if "stage_steps" in train else train.get("steps", 0) * model_cfg(run.model).train_stages
+    steps = total_steps(train, model_cfg(run.model).train_stages) if "steps" in train else 0
     return float(steps * train.get("batch", 0) * train.get("crop", 0) ** 2)
 
 
