@@ -17,17 +17,20 @@ from bench.apps.cli_common import (
     RunsOpt,
     TablesOpt,
     TasksOpt,
+    WeightsOpt,
     _paths,
     _split,
     console,
     log,
 )
 from bench.apps.cli_data import data_app
+from bench.apps.cli_weights import weights_app
 from bench.common.allocator import keep_freed_memory
 from bench.common.errors import HyperbenchError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Reproduce HyperRes (arXiv 2206.05970) and its baselines.")
 app.add_typer(data_app, name="data")
+app.add_typer(weights_app, name="weights")
 
 
 @app.command("list")
@@ -72,16 +75,17 @@ def train(profile: str = ProfileOpt, tasks: str = TasksOpt, models: str = Models
 
 @app.command("eval")
 def eval_cmd(profile: str = ProfileOpt, tasks: str = TasksOpt, models: str = ModelsOpt, data_root: str = DataRootOpt,
-             runs_dir: Path = RunsOpt, results_dir: Path = ResultsOpt, tables_dir: Path = TablesOpt):
+             runs_dir: Path = RunsOpt, results_dir: Path = ResultsOpt, tables_dir: Path = TablesOpt, weights_dir: Path = WeightsOpt):
     """Evaluate trained runs at every evaluation level and store tidy results."""
     from bench.apps.reproduce import deterministic, evaluate_task, tidy_rows
     from bench.evaluation.results import write_rows
-    from bench.training.profiles import expand, load_profile
+    from bench.training.profiles import load_profile
+    from bench.weights.profile_import import profile_entries
 
     deterministic()
     prof = load_profile(profile)
-    paths = _paths(runs_dir, results_dir, tables_dir)
-    entries = expand(prof, _split(tasks), _split(models))
+    paths = _paths(runs_dir, results_dir, tables_dir, weights_dir)
+    entries, _ = profile_entries(prof, paths, _split(tasks), _split(models), log)
     for task in dict.fromkeys(e.task for e in entries):
         task_entries = [e for e in entries if e.task == task]
         frame = evaluate_task(prof, task, task_entries, paths, data_root, log)
@@ -91,7 +95,7 @@ def eval_cmd(profile: str = ProfileOpt, tasks: str = TasksOpt, models: str = Mod
 
 @app.command()
 def reproduce(profile: str = ProfileOpt, tasks: str = TasksOpt, models: str = ModelsOpt, data_root: str = DataRootOpt,
-              runs_dir: Path = RunsOpt, results_dir: Path = ResultsOpt, tables_dir: Path = TablesOpt,
+              runs_dir: Path = RunsOpt, results_dir: Path = ResultsOpt, tables_dir: Path = TablesOpt, weights_dir: Path = WeightsOpt,
               executor: str = typer.Option(None, "--executor", help="none: train here, one run after the other (default) | "
                                            "local | debug | slurm: one submitit job per unfinished run (profile grid.executor)"),
               partition: str = typer.Option(None, "--partition", help="Slurm partition (profile grid.partition)"),
@@ -115,7 +119,7 @@ def reproduce(profile: str = ProfileOpt, tasks: str = TasksOpt, models: str = Mo
         return
     grid = GridOptions.from_settings(prof.grid, executor=executor, partition=partition, gpus_per_job=gpus_per_job, cpus_per_job=cpus_per_job,
                                      mem_gb=mem_gb, time_min=time_min, array_parallelism=array_parallelism, wait=wait)
-    out = run(prof, _paths(runs_dir, results_dir, tables_dir), _split(tasks), _split(models), data_root, log, grid=grid)
+    out = run(prof, _paths(runs_dir, results_dir, tables_dir, weights_dir), _split(tasks), _split(models), data_root, log, grid=grid)
     console.print(f"\n[bold]done in {out['wall_s']:.0f} s[/bold] (profile {prof.name})")
     if out["missing"]:
         console.print(f"  [bold yellow]{len(out['missing'])} runs not finished (missing from the tables):[/bold yellow]")
@@ -149,13 +153,15 @@ def _print_plan(prof, tasks, models, runs_dir, tflops) -> None:
 
 @app.command()
 def tables(profile: str = ProfileOpt, tasks: str = TasksOpt, models: str = ModelsOpt,
-           runs_dir: Path = RunsOpt, results_dir: Path = ResultsOpt, tables_dir: Path = TablesOpt):
+           runs_dir: Path = RunsOpt, results_dir: Path = ResultsOpt, tables_dir: Path = TablesOpt, weights_dir: Path = WeightsOpt):
     """Rewrite the tables and figures from stored results."""
     from bench.reports.tables import write_reports
-    from bench.training.profiles import expand, load_profile
+    from bench.training.profiles import load_profile
+    from bench.weights.profile_import import profile_entries
 
     prof = load_profile(profile)
-    for path in write_reports(prof, _paths(runs_dir, results_dir, tables_dir), expand(prof, _split(tasks), _split(models))):
+    paths = _paths(runs_dir, results_dir, tables_dir, weights_dir)
+    for path in write_reports(prof, paths, *profile_entries(prof, paths, _split(tasks), _split(models), log)):
         console.print(f"  {path}")
 
 

@@ -42,7 +42,10 @@ def _split(value: str | None):
     return [v.strip() for v in value.split(",") if v.strip()] if value else None
 
 
-def _paths(runs_dir, results_dir, tables_dir):
+WeightsOpt = typer.Option(None, "--weights-dir", help="official weight files, for profiles with `weights:` (default: $HYPERBENCH_WEIGHTS or ./weights)")
+
+
+def _paths(runs_dir, results_dir, tables_dir, weights_dir=None):
     from bench.apps.reproduce import Paths
 
-    return Paths(runs=runs_dir, results=results_dir, tables=tables_dir)
+    return Paths(runs=runs_dir, results=results_dir, tables=tables_dir, weights=weights_dir)

@@ -20,9 +20,10 @@ from bench.evaluation import evaluate as ev
 from bench.evaluation.results import environment, write_rows
 from bench.tasks.task import Task, get_task
 from bench.training.loop import check_train_settings
-from bench.training.profiles import Entry, Profile, expand
+from bench.training.profiles import Entry, Profile
 from bench.training.runs import RunDir
 from bench.training.trainer import train_run
+from bench.weights.profile_import import profile_entries
 
 EVAL_FORMAT = 2  # 2: per-image rows carry input_sha256
 
@@ -32,6 +33,7 @@ class Paths:
     runs: Path = Path("results/runs")
     results: Path = Path("results")
     tables: Path = Path("paper_tables/generated")
+    weights: Path | None = None  # official weight files (profiles with `weights:`); None: $HYPERBENCH_WEIGHTS or ./weights
 
     def results_file(self, profile: str) -> Path:
         return self.results / profile / "results.csv"
@@ -92,12 +94,14 @@ def train_all(entries: list[Entry], paths: Paths, data_root=None, log=print, gri
     """Train every unfinished run here, or submit them as jobs (`grid`: bench.training.grid_options.GridOptions). Returns the runs left unfinished."""
     resolve_data_root(data_root)  # a wrong --data-root fails before anything is written
     for entry in entries:
+        if entry.weights:  # official weights: imported, never trained (bench.weights.profile_import)
+            continue
         if not entry.runs or not all(run.levels for run in entry.runs):
             raise HyperbenchError(
                 f"task {entry.task} of the profile gives {entry.model} no levels to train at",
                 "list train_levels (jointly trained models) and bank_levels (per-level networks) under the task in the profile",
             )
-    runs = [run for entry in entries for run in entry.runs]
+    runs = [run for entry in entries if not entry.weights for run in entry.runs]  # imported runs are finished
     for run in runs:  # bad settings fail before any run folder is written
         check_train_settings(run.config["train"], f"profile settings of {run.model} ({run.task})")
         get_task(run.task).check_options(run.config["options"], run.levels[0])
@@ -195,8 +199,8 @@ def reproduce(profile: Profile, paths: Paths, tasks=None, models=None, data_root
 
     deterministic()
     t0 = time.time()
-    entries = expand(profile, tasks, models)
     tuning = tune_settings(profile) if profile.tune else None  # a bad tune section fails before any training
+    entries, absent = profile_entries(profile, paths, tasks, models, log)  # official weights imported, absent ones listed
     steps = stages(profile, entries, grid)
     for n, stage in enumerate(steps, 1):
         names = ", ".join(dict.fromkeys(e.model for e in stage))
@@ -212,7 +216,7 @@ def reproduce(profile: Profile, paths: Paths, tasks=None, models=None, data_root
             task_entries = [e for e in finished if e.task == task_name]
             per_image = evaluate_task(profile, task_name, task_entries, paths, data_root, log)
             write_rows(paths.results_file(profile.name), tidy_rows(profile, task_name, task_entries, per_image))
-        written = write_reports(profile, paths, stage)
+        written = write_reports(profile, paths, stage, absent)
         if n < len(steps):
             log(f"tables of {names} written after {time.time() - t0:.0f} s: {paths.tables_dir(profile.name)}")
     if tuning is not None and pending:

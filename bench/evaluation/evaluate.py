@@ -14,9 +14,11 @@ from bench.common.errors import HyperbenchError
 from bench.common.progress import progress_bar
 from bench.data.images import modcrop, to_tensor, to_uint8
 from bench.data.input_cache import InputCache
+from bench.evaluation.colour import fit_channels
 from bench.evaluation.inputs import degraded_input
 from bench.metrics.quality import psnr, ssim
 from bench.models.catalog import create_model
+from bench.tasks.task import get_task
 from bench.training.profiles import Entry
 from bench.training.runs import RunDir
 
@@ -42,7 +44,8 @@ def load_trained(rundir: RunDir) -> torch.nn.Module:
 def assemble(entry: Entry, runs_dir) -> torch.nn.Module:
     """The trained model of an entry: one run, or a bank filled member by member from its runs."""
     if len(entry.runs) == 1 and "levels" not in entry.model_kwargs:
-        return load_trained(RunDir(runs_dir, entry.runs[0]))
+        model = load_trained(RunDir(runs_dir, entry.runs[0]))
+        return fit_channels(model, get_task(entry.task).in_channels, f"{entry.model} ({entry.runs[0].run_id})")
     levels = [run.levels[0] for run in entry.runs]
     kwargs = {k: v for k, v in entry.model_kwargs.items() if k != "levels"}
     bank = create_model(entry.arch, levels=levels, **kwargs)

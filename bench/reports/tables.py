@@ -64,14 +64,14 @@ def task_table(profile: Profile, task_name: str, results: pd.DataFrame, entries:
     return pd.DataFrame(rows)
 
 
-def _wide(table: pd.DataFrame, task: str):
+def _wide(table: pd.DataFrame, task: str, labels: dict | None = None):
     """Rows (model, metric, paper/ours/diff) x level columns, for markdown and LaTeX."""
     levels = list(dict.fromkeys(table.level))
     header = ["model", "metric", ""] + [level_label(task, lv) for lv in levels]
     body = []
     for (model, metric), sub in table.groupby(["model", "metric"], sort=False):
         sub = sub.set_index("level")
-        name, m = PRETTY.get(model, model), metric.upper()
+        name, m = (labels or {}).get(model, PRETTY.get(model, model)), metric.upper()
         if model != INPUT:
             body.append([name, m, "paper"] + [_fmt(sub.published[lv], metric) for lv in levels])
             body.append(["", "", "ours"] + [_fmt(sub.ours[lv], metric) + _elsewhere(lv, sub.input_level[lv]) for lv in levels])
@@ -117,7 +117,7 @@ def _training_summary(entries: list[Entry], runs_dir: Path, results: pd.DataFram
         rows.append([
             PRETTY.get(e.model, e.model), ", ".join(f"{k}={v}" for k, v in e.model_kwargs.items() if k != "levels"),
             f"{param_count(e.arch, **e.model_kwargs):,}" + (f" x {len(e.runs)} nets" if len(e.runs) > 1 else ""),
-            len(e.runs), summaries[0].get("steps", "?") if summaries else "?",
+            len(e.runs), "imported" if e.weights else summaries[0].get("steps", "?") if summaries else "?",
             " / ".join(f"{v:.4f}" for v in losses), _fmt(gain, "psnr", signed=True), " ".join(r.run_id for r in e.runs),
         ])
     return rows
@@ -130,9 +130,11 @@ def conventions_text(profile: Profile, task_name: str, results: pd.DataFrame) ->
         f"Metric spec: {task.metric.describe()} (key `{task.metric.key()}`).",
         f"Evaluation data: {sub.data_source.iloc[0] if len(sub) else tcfg['eval_dataset']}; images modcropped to 2; "
         f"degraded inputs seeded from (image, level, seed={profile.seed}); degradation options {tcfg['options']}.",
-        f"Training data: {tcfg['train_dataset']} (the paper trains on {task.paper_train_dataset}); "
-        f"HyperRes trained jointly on {', '.join(f'{v:g}' for v in tcfg['train_levels'])}; per-level networks at "
-        f"{', '.join(f'{v:g}' for v in tcfg['bank_levels'])}; evaluated at {', '.join(f'{v:g}' for v in tcfg['eval_levels'])}.",
+        (f"Training data: {tcfg['train_dataset']} (the paper trains on {task.paper_train_dataset}); "
+         f"HyperRes trained jointly on {', '.join(f'{v:g}' for v in tcfg['train_levels'])}; per-level networks at "
+         f"{', '.join(f'{v:g}' for v in tcfg['bank_levels'])}; evaluated at {', '.join(f'{v:g}' for v in tcfg['eval_levels'])}."
+         if tcfg.get("train_dataset") else
+         f"Nothing trained here: every row is an official checkpoint (below); evaluated at {', '.join(f'{v:g}' for v in tcfg['eval_levels'])}."),
         "† n: no network of the bank was trained for this level; the one trained for level n answered.",
         f"Profile `{profile.name}` differs from the paper in: " + ("; ".join(profile.conventions) or "nothing declared") + ".",
         "Published values: HyperRes arXiv 2206.05970v3 (paper_tables/published/hyperres_tables.csv); '—' = not printed or not legible; "
@@ -195,7 +197,20 @@ def _figure(profile: Profile, task_name: str, results: pd.DataFrame, out_base: P
     return save_figure(fig, out_base)
 
 
-def write_reports(profile: Profile, paths, entries: list[Entry]) -> list[Path]:
+def official_notes(entries: list[Entry], absent: list[Entry]) -> list[str]:
+    """Under a table: which rows are official weights (file, sha256, the setting they were trained for) and
+    which entries are absent, with where to get their files."""
+    lines = []
+    for e in (e for e in entries if e.weights and e.runs):
+        imported = e.runs[0].config["imported"]
+        files = ", ".join(f"{f['name']} (sha256 {f['sha256'][:12]}…)" for f in imported["files"])
+        lines.append(f"{PRETTY.get(e.model, e.model)} (official weights): {files}, imported, not trained here"
+                     + (f"; trained for: {imported['setting']}" if imported.get("setting") else "") + ".")
+    lines += [f"{PRETTY.get(e.model, e.model)}: absent — {e.absent}." for e in absent]
+    return lines
+
+
+def write_reports(profile: Profile, paths, entries: list[Entry], absent: list[Entry] = ()) -> list[Path]:
     out = paths.tables_dir(profile.name)
     out.mkdir(parents=True, exist_ok=True)
     results = read_results(paths.results_file(profile.name))
@@ -205,8 +220,10 @@ def write_reports(profile: Profile, paths, entries: list[Entry]) -> list[Path]:
         task_entries = [e for e in entries if e.task == task_name]
         table = task_table(profile, task_name, results, task_entries)
         base = out / TABLE_FILES[task_name]
-        header, body = _wide(table, task_name)
-        notes = conventions_text(profile, task_name, results) + departures_text(profile, task_entries)
+        labels = {e.model: f"{PRETTY.get(e.model, e.model)} (official weights)" for e in task_entries if e.weights}
+        header, body = _wide(table, task_name, labels)
+        notes = (conventions_text(profile, task_name, results) + departures_text(profile, task_entries)
+                 + official_notes(task_entries, [e for e in absent if e.task == task_name]))
         ours = results[results.profile == profile.name]
         train = _training_summary(task_entries, paths.runs, ours)
         title = f"{task.paper_table} — {task.title}, {profile.task_cfg(task_name)['eval_dataset']}: PSNR [dB] and SSIM"
@@ -222,6 +239,9 @@ def write_reports(profile: Profile, paths, entries: list[Entry]) -> list[Path]:
         written += [base.with_suffix(s) for s in (".md", ".tex", ".csv")]
         written += _figure(profile, task_name, results, out / f"fig_psnr_vs_level_{task_name}")
         index += md + [f"![PSNR vs level]({'fig_psnr_vs_level_' + task_name}.png)", ""]
+    unshown = [e for e in absent if e.task not in {t.task for t in entries}]
+    if unshown:  # a task whose every entry is absent has no table
+        index += ["## Absent official weights", ""] + [f"- {n}" for n in official_notes([], unshown)] + [""]
     adaptive_files, adaptive_md = write_adaptive_reports(profile, results, entries, out)
     written += adaptive_files
     index += adaptive_md

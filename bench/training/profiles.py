@@ -36,6 +36,8 @@ class Entry:
     model_kwargs: dict
     runs: list[Run] = field(default_factory=list)
     arch: str = ""  # the registry name it is built from (defaults to `model`)
+    weights: list = field(default_factory=list)  # official files to import instead of training (`weights:` in the profile)
+    absent: str = ""  # why an entry with `weights` has no run: which file is missing and where to get it
 
     def __post_init__(self):
         self.arch = self.arch or self.model
@@ -82,6 +84,10 @@ def load_profile(name_or_path: str) -> Profile:
         _fail(path, f"train.select is {raw['train']['select']!r}", f"use one of {', '.join(SELECT)} (which weights a run keeps)")
     for name, kwargs in raw["models"].items():
         model_cfg((kwargs or {}).get("model", name))  # unknown model -> did-you-mean error
+        weights = (kwargs or {}).get("weights")
+        if weights is not None and not (isinstance(weights, dict) and all(t in TASKS and isinstance(f, (str, list)) for t, f in weights.items())):
+            _fail(path, f"models.{name}.weights must map tasks to official file names, got {weights!r}",
+                  "write e.g. `weights: {denoise: noise_4.pth}` (`hyperbench weights list` names the released files)")
     for task_name, tcfg in raw["tasks"].items():
         task = get_task(task_name)
         unknown = set(tcfg) - TASK_KEYS
@@ -145,7 +151,7 @@ def _per_task(value) -> bool:
 def model_kwargs(profile: Profile, model: str, task: str) -> dict:
     kwargs = dict(model_cfg(model_arch(profile, model)).task_kwargs.get(task, {}))
     for key, value in (profile.models[model] or {}).items():
-        if key == "model":
+        if key in ("model", "weights"):
             continue
         if _per_task(value):
             if task not in value:
@@ -177,6 +183,12 @@ def expand(profile: Profile, tasks=None, models=None) -> list[Entry]:
                 continue
             kwargs = model_kwargs(profile, model, task)
             entry = Entry(model, task, kwargs, arch=arch)
+            weights = (profile.models[model] or {}).get("weights")
+            if weights is not None:  # official weights, imported (bench.weights.profile_import), not trained
+                if task in weights:
+                    entry.weights = [weights[task]] if isinstance(weights[task], str) else list(weights[task])
+                    entries.append(entry)
+                continue
             recipe = run_recipe(arch, task)
             if cfg.protocol == "bank":
                 for level in tcfg["bank_levels"]:

@@ -210,14 +210,14 @@ def profile_departures(profile, entries) -> list[tuple[object, list]]:
     """(entry, departures) for every entry of a profile whose architecture has a recipe (its first run:
     the runs of a bank share their settings)."""
     return [(entry, departures(load_recipe(entry.arch, entry.task), entry.runs[0].config["train"], entry.runs[0].config["options"]))
-            for entry in entries if recipe_path(entry.arch) is not None and entry.runs]
+            for entry in entries if recipe_path(entry.arch) is not None and entry.runs and not entry.weights]
 
 
 def convention_notes(profile, entries) -> list[str]:
     """Entries that train on other degradation conventions than the evaluation inputs (the profile's)."""
     lines = []
     for entry in entries:
-        if not entry.runs:
+        if not entry.runs or entry.weights:  # imported official weights: trained as their authors did
             continue
         ours, evaluated = entry.runs[0].config["options"], profile.task_cfg(entry.task)["options"]
         differ = {k: (v, evaluated.get(k)) for k, v in ours.items() if evaluated.get(k) != v}

@@ -41,6 +41,7 @@ from bench.tasks.task import Task, get_task
 from bench.training.profiles import Entry, Profile, expand
 from bench.tuning import blind
 from bench.tuning.search import maximise
+from bench.weights.profile_import import profile_entries
 
 TUNE_FORMAT = 1
 MIN_HALF_WINDOW = {"denoise": 5.0, "dejpeg": 5.0, "sr": 0.5}  # task units: keeps small levels' brackets usable
@@ -244,7 +245,7 @@ def tune_profile(profile: Profile, paths, tasks=None, models=None, data_root=Non
     results/<profile>/tuning/. Returns the files written."""
     settings = settings or tune_settings(profile)
     trained = []
-    for entry in adaptive_entries(expand(profile, tasks, models)):
+    for entry in adaptive_entries(profile_entries(profile, paths, tasks, models, log)[0]):
         model = assemble(entry, paths.runs)
         if has_controls(model):
             trained.append((entry, model))

@@ -1,0 +1,1 @@
+"""Official checkpoints: their names mapped onto ours (formats/), import into run folders, export back."""

@@ -1,0 +1,1 @@
+"""One module per entry with official weights: its OfficialFormat (see bench/weights/official.py)."""
