@@ -229,3 +229,14 @@ def test_official_profile_imports_present_weights_and_lists_absent_ones(tmp_path
 
     results = pd.read_csv(out["results"])
     assert set(results.model) == {"hyperres", "degraded-input"} and set(results.level) == {25.0, 50.0}
+
+
+def test_demo_offers_an_imported_run_and_opens_on_it(tmp_path):
+    """Official weights are the paper's whole training: the demo names their file and opens on them."""
+    from bench.apps.demo.models import trained_choices
+
+    torch.save(official_hyperres(blocks=1), tmp_path / "noise_4.pth")
+    import_weights("hyperres", [tmp_path / "noise_4.pth"], "denoise", tmp_path / "runs")
+    (choice,) = trained_choices(tmp_path / "runs")
+    assert choice.source.startswith("official weights noise_4.pth") and choice.trained_levels == [15, 35, 55, 75]
+    assert choice.load()(torch.rand(1, 3, 8, 8), 25).shape == (1, 3, 8, 8)

@@ -43,7 +43,7 @@ def adaptive_figure(profile: Profile, task_name: str, results: pd.DataFrame, ent
         return []
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(6.4, 6.4), sharex=True, gridspec_kw={"height_ratios": [3, 2]})
     for e in adaptive:
-        label = f"{e.model} ({_params(e):,} params)"
+        label = f"{e.model}{' (official weights)' if e.weights else ''} ({_params(e):,} params)"
         top.plot(table.index, table[e.model], marker="o", ms=3, label=label)
         if REFERENCE in table.columns:
             bottom.plot(table.index, table[e.model] - table[REFERENCE], marker="o", ms=3, label=label)

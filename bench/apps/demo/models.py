@@ -5,6 +5,7 @@ The page opens on HyperRes' most trained run and names the profile that made it 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,6 +66,8 @@ def _without_levels(kwargs: dict) -> dict:
 
 
 def _training_pixels(run: Run) -> float:
+    if run.config.get("imported"):  # official weights: the paper's whole training, more than any run here
+        return math.inf
     train = run.config.get("train") or {}
     steps = total_steps(train, model_cfg(run.model).train_stages) if "steps" in train else 0
     return float(steps * train.get("batch", 0) * train.get("crop", 0) ** 2)
@@ -93,10 +96,13 @@ def _run_choice(runs: list[Run], runs_dir: Path, profiles: dict[str, str]) -> Ch
     ids = [r.run_id for r in runs]
     steps = (first.get("train") or {}).get("steps", "?")
     profile = profiles.get(ids[0])
-    made = f"profile {profile}, " if profile else "no built-in profile, "
+    made = f"profile {profile}, {steps} steps" if profile else f"no built-in profile, {steps} steps"
+    if first.get("imported"):  # official weights: trained by their authors
+        made = "official weights " + ", ".join(f["name"] for f in first["imported"]["files"])
+    options = first.get("options") or get_task(first["task"]).options()  # imported runs: the task's inputs
     return Choice(
         id="+".join(ids), model=first["model"], task=first["task"], kwargs=kwargs, trained_levels=levels,
-        options=first["options"], source=f"{made}{steps} steps · run {', '.join(ids)}", load=lambda: assemble(entry, runs_dir), run_ids=ids,
+        options=options, source=f"{made} · run {', '.join(ids)}", load=lambda: assemble(entry, runs_dir), run_ids=ids,
         training=sum(_training_pixels(r) for r in runs) / len(runs),
     )
 
