@@ -8,7 +8,6 @@ import struct
 import subprocess
 import sys
 import threading
-import time
 import urllib.error
 import urllib.request
 import zlib
@@ -226,38 +225,32 @@ def test_bad_requests_are_named(demo, change, message):
         demo.restore(request)
 
 
-def _wait_for(predicate, timeout=10.0):
-    end = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < end, "timed out"
-        time.sleep(0.005)
-
-
 def test_waiting_requests_are_coalesced_to_the_latest():
+    """Job 0 runs and holds the runner (it says so through an event); requests 1-3 of key "a" and 4 of key
+    "b" are registered in this thread, in order, while it waits; then it is released. No polling: each step
+    follows an event, so the outcome does not depend on the machine's load."""
     runner = d.LatestOnly()
-    release, ran, results = threading.Event(), [], {}
+    running, release, ran, results = threading.Event(), threading.Event(), [], {}
 
-    def submit(i, key="a"):
-        def job():
-            if i == 0:
-                release.wait(10)
-            ran.append(i)
-            return i
+    def job(i):
+        if i == 0:
+            running.set()
+            release.wait(10)
+        ran.append(i)
+        return i
 
-        before = runner._latest.get(key)
-        thread = threading.Thread(target=lambda: results.__setitem__(i, runner.run(key, job)))
-        thread.start()
-        if i:  # wait until this request is registered as the latest one for its key
-            _wait_for(lambda: runner._latest.get(key) is not before)
-        return thread
-
-    threads = [submit(0)]
-    _wait_for(lambda: "a" not in runner._latest)  # the first job is running
-    threads += [submit(1), submit(2), submit(3), submit(4, key="b")]
+    first = threading.Thread(target=lambda: results.__setitem__(0, runner.run("a", lambda: job(0))))
+    first.start()
+    assert running.wait(10)  # job 0 holds the runner
+    threads = [first]
+    for i, key in ((1, "a"), (2, "a"), (3, "a"), (4, "b")):
+        token = runner.register(key)
+        threads.append(threading.Thread(target=lambda i=i, key=key, token=token: results.__setitem__(i, runner.run_registered(key, token, lambda: job(i)))))
+        threads[-1].start()
     release.set()
     for t in threads:
         t.join(10)
-    assert results == {0: 0, 1: None, 2: None, 3: 3, 4: 4}
+    assert results == {0: 0, 1: None, 2: None, 3: 3, 4: 4}  # 1 and 2 were superseded by 3 while they waited
     assert sorted(ran) == [0, 3, 4]
 
 

@@ -15,6 +15,7 @@ from PIL import Image
 from bench.apps.demo import server as d
 from bench.apps.reproduce import Paths, train_all
 from bench.training.profiles import expand, load_profile
+from tests.conftest import require, require_module
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -23,9 +24,8 @@ CHROMIUM_ARGS = [
 ]
 WAIT_MS = 90_000  # a loaded 2-core CI machine can take seconds per update
 
-playwright = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed (pip install playwright)")
-if not CHROMIUM.is_file():
-    pytest.skip("Debian's chromium is not installed at /usr/bin/chromium (apt-get install chromium)", allow_module_level=True)
+playwright = require_module("playwright.sync_api", "pip install playwright; .ci/run installs it", module_level=True)
+require(CHROMIUM.is_file(), "Debian's chromium is not installed at /usr/bin/chromium (apt-get install chromium; .ci/run installs it)", module_level=True)
 
 
 @pytest.fixture(scope="module")

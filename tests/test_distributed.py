@@ -19,6 +19,7 @@ from bench.training import distributed
 from bench.training.profiles import PROFILE_DIR, expand, load_profile
 from bench.training.runs import RunDir
 from bench.training.trainer import train_run
+from tests.conftest import require
 
 STEPS = 5
 
@@ -143,8 +144,8 @@ def test_training_with_bf16_and_channels_last_flags(tmp_path, monkeypatch):
     assert summary["final_loss"] == pytest.approx(reference.summary()["final_loss"], rel=0.05)
 
 
-@pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun is not on PATH")
 def test_torchrun_launch_of_the_train_command(tmp_path):
+    require(shutil.which("torchrun") is not None, "torchrun is not on PATH (it comes with torch)")
     raw = yaml.safe_load((PROFILE_DIR / "smoke.yaml").read_text())
     raw.pop("tune", None)
     raw["train"] = {**raw["train"], "steps": 3, "batch": 2, "crop": 16}

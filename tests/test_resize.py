@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from bench.tasks.resize import bicubic_degrade, imresize_matlab, resize_cubic_opencv
+from tests.conftest import require_module
 
 # --- independent loop references -------------------------------------------
 
@@ -144,8 +145,9 @@ def test_matlab_argument_errors():
 
 @pytest.mark.parametrize("scale", [1 / 2, 1 / 3, 1 / 4, 2, 3, 0.37])
 def test_matlab_matches_bicubic_pytorch(scale):
-    torch = pytest.importorskip("torch")
-    core = pytest.importorskip("bicubic_pytorch.core")
+    import torch
+
+    core = require_module("bicubic_pytorch.core", 'pip install -e ".[dev]"')
     # Big enough for bicubic_pytorch's single-reflection padding at 1/4.
     img = np.random.default_rng(5).uniform(0, 1, size=(32, 40, 3))
     ref = core.imresize(torch.from_numpy(img).permute(2, 0, 1), scale=scale)
@@ -156,8 +158,9 @@ def test_matlab_matches_bicubic_pytorch(scale):
 
 
 def test_matlab_matches_bicubic_pytorch_sizes():
-    torch = pytest.importorskip("torch")
-    core = pytest.importorskip("bicubic_pytorch.core")
+    import torch
+
+    core = require_module("bicubic_pytorch.core", 'pip install -e ".[dev]"')
     img = np.random.default_rng(6).uniform(0, 1, size=(32, 40))
     ref = core.imresize(torch.from_numpy(img), sizes=(13, 57)).double().numpy()
     out = imresize_matlab(img, output_shape=(13, 57))
@@ -187,7 +190,7 @@ def test_opencv_same_size_is_identity():
 @pytest.mark.parametrize("shape", [(13, 17, 3), (13, 17)])
 @pytest.mark.parametrize("out_shape", OPENCV_SHAPES)
 def test_opencv_matches_cv2_float32(shape, out_shape):
-    cv2 = pytest.importorskip("cv2")
+    cv2 = require_module("cv2", 'pip install -e ".[dev]" (opencv-python-headless)')
     img = np.random.default_rng(9).uniform(0, 1, size=shape).astype(np.float32)
     ref = cv2.resize(img, out_shape[::-1], interpolation=cv2.INTER_CUBIC)
     out = resize_cubic_opencv(img, out_shape)
@@ -214,7 +217,7 @@ def test_degrade_constant_image_unchanged():
 
 
 def test_degrade_opencv_matches_cv2_pipeline():
-    cv2 = pytest.importorskip("cv2")
+    cv2 = require_module("cv2", 'pip install -e ".[dev]" (opencv-python-headless)')
     img = _random_image((24, 36, 3), seed=11).round().astype(np.uint8)
     low = cv2.resize(img, (0, 0), fx=1 / 3, fy=1 / 3, interpolation=cv2.INTER_CUBIC)
     ref = cv2.resize(low, (36, 24), interpolation=cv2.INTER_CUBIC)
@@ -263,7 +266,7 @@ def _cv2_sr_input(cv2, img, scale):
 @pytest.mark.parametrize("scale", OFFICIAL_SCALES)
 @pytest.mark.parametrize("shape", OFFICIAL_SHAPES)
 def test_opencv_fx_matches_cv2_float32(shape, scale):
-    cv2 = pytest.importorskip("cv2")
+    cv2 = require_module("cv2", 'pip install -e ".[dev]" (opencv-python-headless)')
     img = np.random.default_rng(21).uniform(0, 1, size=shape).astype(np.float32)
     ref = cv2.resize(img, (0, 0), fx=1 / scale, fy=1 / scale, interpolation=cv2.INTER_CUBIC)
     out = resize_cubic_opencv(img, fx=1 / scale)
@@ -276,7 +279,7 @@ def test_opencv_fx_matches_cv2_float32(shape, scale):
 def test_sr_inputs_equal_the_official_script_within_2dn(shape, scale):
     """The whole pipeline on uint8 images: at most 2 DN from cv2's fixed-point path, whether or not the
     sides divide by the scale (a size-ratio mapping misses by up to ~200 DN where they do not)."""
-    cv2 = pytest.importorskip("cv2")
+    cv2 = require_module("cv2", 'pip install -e ".[dev]" (opencv-python-headless)')
     img = np.random.default_rng(22).integers(0, 256, size=shape, dtype=np.uint8)
     img = cv2.GaussianBlur(img, (5, 5), 1.0)  # image-like: neighbours correlate
     ref = _cv2_sr_input(cv2, img, scale)

@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pandas as pd
 from safetensors.torch import load_file
@@ -47,34 +46,24 @@ def _run_dir(folder):
     return run
 
 
-def _kill_after_first_checkpoint(folder):
-    proc = subprocess.Popen(_args("train", folder), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV)
-    deadline = time.time() + 240
-    try:
-        while time.time() < deadline and proc.poll() is None:
-            # the log line is written right after the checkpoint: waiting for it (not just the state file)
-            # means the killed run has a logged checkpoint to resume from
-            logs = list((folder / "runs").glob("*/log.jsonl")) if (folder / "runs").exists() else []
-            if any(log.stat().st_size > 0 for log in logs):
-                os.kill(proc.pid, signal.SIGKILL)
-                break
-            time.sleep(0.01)
-    finally:
-        proc.wait(timeout=60)
-    assert proc.returncode == -signal.SIGKILL, f"the kill came too late (exit {proc.returncode}): {proc.stderr.read()}"
-    proc.stderr.close()
+def _kill_after_checkpoint(folder, step):
+    """The training process kills itself with SIGKILL right after logging its checkpoint of `step`
+    (bench/training/loop.py, $HYPERBENCH_SIGNAL_AFTER_CHECKPOINT): an exact point, whatever the machine's load."""
+    env = {**ENV, "HYPERBENCH_SIGNAL_AFTER_CHECKPOINT": f"{step}:SIGKILL"}
+    proc = subprocess.run(_args("train", folder), capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, f"the process was not killed (exit {proc.returncode}): {proc.stderr}"
 
 
 def test_killed_training_resumes_to_identical_weights_and_metrics(tmp_path):
     (tmp_path / "resume.yaml").write_text(PROFILE)
     whole, killed = tmp_path / "whole", tmp_path / "killed"
 
-    _kill_after_first_checkpoint(killed)
+    _kill_after_checkpoint(killed, 12)
     run = _run_dir(killed)
     assert not (run / "done").exists() and not (run / "model.safetensors").exists()  # not taken for finished
     assert not (killed / "results").exists()
     steps_before = [json.loads(line)["step"] for line in (run / "log.jsonl").read_text().splitlines()]
-    assert steps_before and steps_before[-1] < 40
+    assert steps_before == [4, 8, 12]  # killed right after the checkpoint of step 12
 
     out = _run("train", killed)  # the same command again: resumes and finishes
     assert "1 to train" in out.stdout

@@ -8,6 +8,8 @@ same batches as an uninterrupted one.
 from __future__ import annotations
 
 import math
+import os
+import signal
 
 import torch
 
@@ -146,6 +148,17 @@ def optimise(model, params, loss_fn, steps: int, train: dict, rundir: RunDir, st
                 tensors.update({f"model.{k}": v for k, v in model.state_dict().items()})
                 save_tensors(rundir.state_file, tensors, {**meta, "stage": stage, "step": step + 1, "loss_ema": loss_ema})
                 rundir.log({"stage": stage, "step": step + 1, "loss": value, "loss_ema": loss_ema, "lr": opt.param_groups[0]["lr"]})  # the rate the optimiser used
+                _fault_injection(step + 1)
     return float(loss_ema)
 
 
+SIGNAL_AFTER_CHECKPOINT = "HYPERBENCH_SIGNAL_AFTER_CHECKPOINT"
+
+
+def _fault_injection(step: int) -> None:
+    """Crash and preemption tests at an exact point, whatever the machine's load: with
+    $HYPERBENCH_SIGNAL_AFTER_CHECKPOINT = "N:SIGNAME" (e.g. "12:SIGKILL", "10:SIGUSR2") the process sends
+    itself that signal right after logging the checkpoint of step N. Unset in normal use."""
+    at, _, name = os.environ.get(SIGNAL_AFTER_CHECKPOINT, "").partition(":")
+    if at == str(step):
+        os.kill(os.getpid(), getattr(signal, name))

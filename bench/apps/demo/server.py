@@ -64,9 +64,17 @@ class LatestOnly:
         self._latest: dict = {}
 
     def run(self, key, job: Callable):
+        return self.run_registered(key, self.register(key), job)
+
+    def register(self, key) -> object:
+        """Make a request the latest of its key; its token is what `run_registered` checks."""
         token = object()
         with self._guard:
             self._latest[key] = token
+        return token
+
+    def run_registered(self, key, token, job: Callable):
+        """Wait for the previous job, then run `job` unless a newer request of the key arrived meanwhile."""
         with self._busy:
             with self._guard:
                 if self._latest.get(key) is not token:
