@@ -170,7 +170,8 @@ def param_table(profile: Profile | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _figure(profile: Profile, task_name: str, results: pd.DataFrame, out_base: Path) -> list[Path]:
+def psnr_figure(profile: Profile, task_name: str, results: pd.DataFrame):
+    """PSNR against level for every entry of the task (ours: lines) and the paper's printed values (crosses)."""
     plt = pyplot()
 
     task, tcfg = get_task(task_name), profile.task_cfg(task_name)
@@ -194,7 +195,7 @@ def _figure(profile: Profile, task_name: str, results: pd.DataFrame, out_base: P
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    return save_figure(fig, out_base)
+    return fig
 
 
 def official_notes(entries: list[Entry], absent: list[Entry]) -> list[str]:
@@ -237,7 +238,7 @@ def write_reports(profile: Profile, paths, entries: list[Entry], absent: list[En
         table.assign(metric_spec=task.metric.key(), profile=profile.name).to_csv(buf, index=False, float_format="%.4f")
         atomic_write_text(base.with_suffix(".csv"), buf.getvalue())
         written += [base.with_suffix(s) for s in (".md", ".tex", ".csv")]
-        written += _figure(profile, task_name, results, out / f"fig_psnr_vs_level_{task_name}")
+        written += save_figure(psnr_figure(profile, task_name, results), out / f"fig_psnr_vs_level_{task_name}")
         index += md + [f"![PSNR vs level]({'fig_psnr_vs_level_' + task_name}.png)", ""]
     unshown = [e for e in absent if e.task not in {t.task for t in entries}]
     if unshown:  # a task whose every entry is absent has no table

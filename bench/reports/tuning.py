@@ -14,7 +14,7 @@ from bench.common.atomic import atomic_write_text
 from bench.reports.figures import pyplot, save_figure
 from bench.tasks.task import get_task
 
-FILES = {"fig": "fig5_optimal_input_level", "deviation": "optimal_input_level", "blind": "blind_denoise",
+FILES = {"fig": "fig5_optimal_input_level", "fig_all": "fig_optimal_input_level_all", "deviation": "optimal_input_level", "blind": "blind_denoise",
          "accuracy": "noise_estimator_accuracy", "index": "tuning", "oracle": "fig_oracle_vs_linear_control"}
 ORACLE_NOTE = ("Control modes: 'linear' = the control the tables and Figs 2-4 use for a level (`control_for`: linear between the two "
                "trained endpoint levels; HyperRes: the level itself); 'oracle' = the control that maximises each image's PSNR, found by "
@@ -60,15 +60,48 @@ def deviation_table(optimal: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def fig5(optimal: pd.DataFrame, out_base) -> list:
-    """One panel per (task, model): bars = mean best control (error bar: std over images), dots = images,
-    black ticks = the control the evaluation uses for the true level, grey = the search bracket."""
+def fig5_rows(optimal: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the paper's Fig 5: HyperRes on deJPEG; else HyperRes on the first task tuned; else none."""
+    hyperres = optimal[optimal.model == "hyperres"]
+    dejpeg = hyperres[hyperres.task == "dejpeg"]
+    return dejpeg if len(dejpeg) else hyperres[hyperres.task == hyperres.task.iloc[0]] if len(hyperres) else hyperres
+
+
+def fig5_figure(optimal: pd.DataFrame):
+    """The paper's Fig 5: per true level, the true level and the best input level of HyperRes (mean ± std
+    over images; dots: the images), so a reader sees at once whether the best input is the true one."""
+    plt = pyplot()
+    sub = fig5_rows(optimal)
+    task = get_task(sub.task.iloc[0])
+    levels = sorted(sub.level.unique())
+    pos = np.arange(len(levels))
+    groups = [sub[sub.level == lv] for lv in levels]
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), layout="constrained")
+    ax.bar(pos - 0.2, levels, width=0.4, color="0.6", label="true level")
+    ax.bar(pos + 0.2, [g.best.mean() for g in groups], yerr=[g.best.std(ddof=0) for g in groups], width=0.4, color="tab:red",
+           alpha=0.7, capsize=3, label="best input level (mean ± std)")
+    for p, g in zip(pos, groups):
+        ax.scatter(np.full(len(g), p + 0.2) + np.linspace(-0.12, 0.12, len(g)), g.best, s=6, color="k", alpha=0.5, zorder=3)
+    ax.set_xticks(pos, [f"{lv:g}" for lv in levels])
+    ax.set_xlabel(f"true level ({task.unit})")
+    ax.set_ylabel(f"input level ({task.unit})")
+    ax.set_title(f"Fig 5: best input level vs true level — HyperRes, {task.name} ({sub.dataset.iloc[0]}, {sub.image.nunique()} images)",
+                 fontsize=9)
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=7, loc="upper left")
+    return fig
+
+
+def all_entries_figure(optimal: pd.DataFrame):
+    """Supplementary to Fig 5, one panel per (task, model): bars = mean best control (error bar: std over
+    images), dots = images, black ticks = the control the evaluation uses for the true level, grey = the
+    search bracket."""
     plt = pyplot()
 
     groups = list(optimal.groupby(["task", "model"], sort=False))
     cols = min(3, len(groups))
     rows = math.ceil(len(groups) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.6 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.6 * rows + 0.4), squeeze=False, layout="constrained")
     for ax, ((task_name, model), sub) in zip(axes.flat, groups):
         task = get_task(task_name)
         levels = sorted(sub.level.unique())
@@ -89,9 +122,8 @@ def fig5(optimal: pd.DataFrame, out_base) -> list:
         ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(groups):]:
         ax.axis("off")
-    fig.suptitle("Fig 5: PSNR-optimal control vs true degradation level", fontsize=10)
-    fig.tight_layout()
-    return save_figure(fig, out_base)
+    fig.suptitle("PSNR-optimal control vs true degradation level, every tuned entry (supplementary to Fig 5)", fontsize=10)
+    return fig
 
 
 def oracle_figure(optimal: pd.DataFrame, out_base) -> list:
@@ -100,7 +132,7 @@ def oracle_figure(optimal: pd.DataFrame, out_base) -> list:
     plt = pyplot()
 
     tasks = list(dict.fromkeys(optimal.task))
-    fig, axes = plt.subplots(1, len(tasks), figsize=(4.8 * len(tasks), 3.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.8 * len(tasks), 4.2), squeeze=False, layout="constrained")
     for ax, task_name in zip(axes.flat, tasks):
         sub = optimal[optimal.task == task_name]
         for i, (model, g) in enumerate(sub.groupby("model", sort=False)):
@@ -114,7 +146,6 @@ def oracle_figure(optimal: pd.DataFrame, out_base) -> list:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=6, ncol=2)
     fig.suptitle("Linear vs oracle (per-image PSNR-optimal) control", fontsize=10)
-    fig.tight_layout()
     return save_figure(fig, out_base)
 
 
@@ -178,9 +209,14 @@ def write_tuning_reports(profile, paths, optimal: pd.DataFrame, blind: pd.DataFr
         md = ["## Optimal input level vs true level (Fig 5)", "", _deviation_md(table), ""] + [f"- {n}" for n in notes]
         atomic_write_text(out / f"{FILES['deviation']}.md", "\n".join(md) + "\n")
         written += [out / f"{FILES['deviation']}.md", out / f"{FILES['deviation']}.csv"]
-        written += fig5(optimal, out / FILES["fig"])
+        if len(fig5_rows(optimal)):
+            written += save_figure(fig5_figure(optimal), out / FILES["fig"])
+            index += md + ["", f"![Fig 5]({FILES['fig']}.png)", ""]
+        else:
+            index += md + ["", "Fig 5 (HyperRes) not drawn: HyperRes was not tuned in this selection.", ""]
+        written += save_figure(all_entries_figure(optimal), out / FILES["fig_all"])
         written += oracle_figure(optimal, out / FILES["oracle"])
-        index += md + ["", f"![Fig 5]({FILES['fig']}.png)", "", f"![linear vs oracle control]({FILES['oracle']}.png)", ""]
+        index += [f"![every tuned entry]({FILES['fig_all']}.png)", "", f"![linear vs oracle control]({FILES['oracle']}.png)", ""]
     if blind is not None and len(blind):
         tol = float(settings.blind.get("tolerance", 2.0))
         dataset = blind.dataset.iloc[0]
