@@ -56,3 +56,28 @@ def test_a_profile_on_the_papers_data_gets_the_published_value_and_the_differenc
     table = task_table(profile, "sr", results, entries)
     row = table[(table.metric == "psnr") & (table.level.astype(str).isin(["2", "2.0"]))].iloc[0]
     assert row.published == 36.71 and abs(row.delta - (30.0 - 36.71)) < 1e-9
+
+
+def test_published_values_and_differences_keep_the_printed_precision():
+    """The paper prints SSIM 0.82 (two decimals): the table shows `0.82`, not `0.8200`, and our difference to two
+    decimals; our own numbers keep their four."""
+    from bench.reports.tables import _wide, task_table
+    from bench.training.profiles import expand, load_profile
+
+    profile = load_profile("quick")
+    entries = [e for e in expand(profile, tasks=["dejpeg"]) if e.model == "hyperres"]
+    pub = published()
+    q10 = pub[(pub.task == "dejpeg") & (pub.model == "hyperres") & (pub.level == "10") & (pub.metric == "ssim")].iloc[0]
+    assert q10.digits == "2" and q10.value == "0.82"
+    results = pd.DataFrame([
+        {"profile": "quick", "task": "dejpeg", "model": m, "metric": metric, "level": lv, "value": value, "input_level": lv}
+        for m in ("hyperres", "degraded-input") for lv in (10, 30, 50, 70, 80) for metric, value in (("psnr", 28.123456), ("ssim", 0.781234))
+    ])
+    table = task_table(profile, "dejpeg", results, entries)
+    row = table[(table.model == "hyperres") & (table.metric == "ssim") & (table.level.astype(str) == "10")].iloc[0]
+    assert row.published_digits == 2 and row.delta == round(0.781234 - 0.82, 2)
+    header, body = _wide(table, "dejpeg")
+    start = next(i for i, r in enumerate(body) if r[:3] == ["HyperRes", "SSIM", "paper"])
+    paper, ours, diff = body[start : start + 3]
+    column = header.index("q=10")
+    assert (paper[column], ours[column], diff[column]) == ("0.82", "0.7812", "-0.04")

@@ -13,7 +13,7 @@ PUBLISHED_DIR = Path(__file__).resolve().parents[2] / "paper_tables" / "publishe
 def published() -> pd.DataFrame:
     path = PUBLISHED_DIR / "hyperres_tables.csv"
     if not path.exists():  # installed without the repository's paper_tables folder
-        return pd.DataFrame(columns=["table", "task", "dataset", "model", "level", "metric", "metric_spec", "value", "confidence"])
+        return pd.DataFrame(columns=["table", "task", "dataset", "model", "level", "metric", "metric_spec", "value", "digits", "confidence"])
     return pd.read_csv(path, dtype=str)
 
 
@@ -31,9 +31,10 @@ def applicable(pub: pd.DataFrame, task: str, dataset: str, spec_key: str) -> tup
                   f"with `{spec_key}`, and a published number stands beside a result only for the same dataset and metric spec.")
 
 
-def published_value(pub, task, model, level, metric):
+def published_value(pub, task, model, level, metric) -> tuple[float, str, int | None]:
+    """(value, confidence, decimals as printed); NaN and None where the paper prints no legible number."""
     key = "mean" if level == "mean" else f"{float(level):g}"
     hit = pub[(pub.task == task) & (pub.model == model) & (pub.level == key) & (pub.metric == metric)]
-    if hit.empty or hit.value.iloc[0] == "NA":
-        return math.nan, ""
-    return float(hit.value.iloc[0]), hit.confidence.iloc[0]
+    if hit.empty or pd.isna(hit.value.iloc[0]) or hit.value.iloc[0] == "NA":
+        return math.nan, "", None
+    return float(hit.value.iloc[0]), hit.confidence.iloc[0], int(hit.digits.iloc[0])

@@ -26,10 +26,13 @@ PRETTY = {"perlevel": "Per-level networks (paper: Baseline)", "hyperres": "Hyper
 TABLE_FILES = {"dejpeg": "table1_dejpeg", "denoise": "table2_denoise", "sr": "table3_sr"}
 
 
-def _fmt(v, metric, signed=False):
+def _fmt(v, metric, signed=False, digits=None):
+    """A number of ours (PSNR 2 decimals, SSIM 4) or, with `digits`, of the paper at its printed precision."""
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "—"
-    digits = 2 if metric == "psnr" else 4
+    if digits is None or (isinstance(digits, float) and math.isnan(digits)):
+        digits = 2 if metric == "psnr" else 4
+    digits = int(digits)
     return f"{v:+.{digits}f}" if signed else f"{v:.{digits}f}"
 
 
@@ -55,11 +58,11 @@ def task_table(profile: Profile, task_name: str, results: pd.DataFrame, entries:
             present = [v for _, v in cells if not math.isnan(v)]
             mean = sum(present) / len(present) if len(present) == len(levels) else math.nan
             for lv, v in cells + [("mean", mean)]:
-                p, conf = published_value(pub, task_name, model, lv, metric)
+                p, conf, digits = published_value(pub, task_name, model, lv, metric)
                 rows.append({
                     "table": task.paper_table, "task": task_name, "model": model, "metric": metric, "level": lv,
-                    "ours": v, "published": p, "delta": v - p if not (math.isnan(v) or math.isnan(p)) else math.nan,
-                    "published_confidence": conf, "input_level": given.get(float(lv), math.nan) if lv != "mean" else math.nan,
+                    "ours": v, "published": p, "delta": round(v - p, digits) if not (math.isnan(v) or math.isnan(p)) else math.nan,
+                    "published_digits": digits, "published_confidence": conf, "input_level": given.get(float(lv), math.nan) if lv != "mean" else math.nan,
                 })
     return pd.DataFrame(rows)
 
@@ -72,10 +75,11 @@ def _wide(table: pd.DataFrame, task: str, labels: dict | None = None):
     for (model, metric), sub in table.groupby(["model", "metric"], sort=False):
         sub = sub.set_index("level")
         name, m = (labels or {}).get(model, PRETTY.get(model, model)), metric.upper()
-        if model != INPUT:
-            body.append([name, m, "paper"] + [_fmt(sub.published[lv], metric) for lv in levels])
+        if model != INPUT:  # the paper's numbers and our differences at the precision the paper printed
+            printed = {lv: sub.published_digits[lv] for lv in levels}
+            body.append([name, m, "paper"] + [_fmt(sub.published[lv], metric, digits=printed[lv]) for lv in levels])
             body.append(["", "", "ours"] + [_fmt(sub.ours[lv], metric) + _elsewhere(lv, sub.input_level[lv]) for lv in levels])
-            body.append(["", "", "ours − paper"] + [_fmt(sub.delta[lv], metric, signed=True) for lv in levels])
+            body.append(["", "", "ours − paper"] + [_fmt(sub.delta[lv], metric, signed=True, digits=printed[lv]) for lv in levels])
         else:
             body.append([name, m, "ours"] + [_fmt(sub.ours[lv], metric) for lv in levels])
     return header, body
