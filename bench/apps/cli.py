@@ -155,13 +155,15 @@ def _print_plan(prof, tasks, models, runs_dir, tflops) -> None:
 def tables(profile: str = ProfileOpt, tasks: str = TasksOpt, models: str = ModelsOpt,
            runs_dir: Path = RunsOpt, results_dir: Path = ResultsOpt, tables_dir: Path = TablesOpt, weights_dir: Path = WeightsOpt):
     """Rewrite the tables and figures from stored results."""
+    from bench.reports.claims import write_claims
     from bench.reports.tables import write_reports
     from bench.training.profiles import load_profile
     from bench.weights.profile_import import profile_entries
 
     prof = load_profile(profile)
     paths = _paths(runs_dir, results_dir, tables_dir, weights_dir)
-    for path in write_reports(prof, paths, *profile_entries(prof, paths, _split(tasks), _split(models), log)):
+    entries, absent = profile_entries(prof, paths, _split(tasks), _split(models), log)
+    for path in write_reports(prof, paths, entries, absent) + [write_claims(prof, paths, entries)[0]]:
         console.print(f"  {path}")
 
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,15 +15,13 @@ from bench.common.errors import HyperbenchError
 from bench.data.input_cache import set_sha256
 from bench.data.loading import SKIMAGE_EVAL, SKIMAGE_TRAIN, Image, load_dataset, resolve_data_root
 from bench.evaluation import evaluate as ev
-from bench.evaluation.results import environment, write_rows
+from bench.evaluation.results import environment, per_image_file, write_rows
 from bench.tasks.task import Task, get_task
 from bench.training.loop import check_train_settings
 from bench.training.profiles import Entry, Profile
 from bench.training.runs import RunDir
 from bench.training.trainer import train_run
 from bench.weights.profile_import import profile_entries
-
-EVAL_FORMAT = 2  # 2: per-image rows carry input_sha256
 
 
 @dataclass
@@ -118,23 +114,12 @@ def train_all(entries: list[Entry], paths: Paths, data_root=None, log=print, gri
     return []
 
 
-def _eval_key(profile: Profile, task: str, entry: Entry | None) -> str:
-    """Everything one entry's per-image rows depend on (entry None: the degraded input's own rows)."""
-    tcfg = profile.task_cfg(task)
-    payload = {
-        "format": EVAL_FORMAT, "dataset": tcfg["eval_dataset"], "levels": tcfg["eval_levels"], "options": tcfg["options"],
-        "seed": profile.seed, "metric": get_task(task).metric.key(),
-        "entry": None if entry is None else {"name": entry.model, "arch": entry.arch, "runs": [r.run_id for r in entry.runs]},
-    }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
-
-
 def evaluate_task(profile: Profile, task_name: str, entries: list[Entry], paths: Paths, data_root=None, log=print) -> pd.DataFrame:
     """Per-image metrics of all entries of one task; each entry's rows are cached on their own, so only
     entries without a stored evaluation are run."""
     task, tcfg = get_task(task_name), profile.task_cfg(task_name)
-    files = {e.model: paths.eval_dir() / f"{task_name}-{e.model}-{_eval_key(profile, task_name, e)}.csv" for e in entries}
-    files[ev.INPUT] = paths.eval_dir() / f"{task_name}-{ev.INPUT}-{_eval_key(profile, task_name, None)}.csv"
+    files = {e.model: per_image_file(paths.eval_dir(), profile, task_name, e) for e in entries}
+    files[ev.INPUT] = per_image_file(paths.eval_dir(), profile, task_name, None)
     todo = [e for e in entries if not files[e.model].exists()]
     frames = {name: pd.read_csv(f, dtype={"image": str}) for name, f in files.items() if f.exists()}  # "01" stays a string
     if not todo and ev.INPUT in frames:
@@ -194,6 +179,7 @@ def stages(profile: Profile, entries: list[Entry], grid=None) -> list[list[Entry
 def reproduce(profile: Profile, paths: Paths, tasks=None, models=None, data_root=None, log=print, grid=None) -> dict:
     """Train what is missing (here, or as grid jobs), evaluate, store tidy results and write the tables. Returns output
     paths and the runs still unfinished: entries with an unfinished run are reported as missing, the rest are gathered."""
+    from bench.reports.claims import write_claims
     from bench.reports.tables import write_reports
     from bench.tuning.tune import tune_profile, tune_settings
 
@@ -223,4 +209,7 @@ def reproduce(profile: Profile, paths: Paths, tasks=None, models=None, data_root
         log("input-level tuning waits until every run is finished")
     elif tuning is not None:  # optimal input level (Fig 5), blind denoising, noise estimator accuracy
         written += tune_profile(profile, paths, tasks, models, data_root, log, tuning)
+    claims_file, summary = write_claims(profile, paths, [e for e in entries if not any(r.run_id in pending for r in e.runs)])
+    written.append(claims_file)
+    log(summary)
     return {"results": paths.results_file(profile.name), "tables": written, "wall_s": time.time() - t0, "missing": unfinished}

@@ -23,6 +23,25 @@ COLUMNS = [
     "inputs_sha256",  # checksum of the set of degraded inputs of the row's level (bench.data.input_cache.set_sha256)
 ]
 KEY = ["profile", "model", "task", "dataset", "level", "metric", "metric_spec", "seed"]
+EVAL_FORMAT = 2  # 2: per-image rows carry input_sha256
+
+
+def per_image_file(eval_dir: Path, profile, task: str, entry) -> Path:
+    """Where one entry's per-image rows of a task are stored (entry None: the degraded input's own rows),
+    named by everything they depend on, so profiles that share an entry and its evaluation share the file."""
+    import hashlib
+    import json
+
+    from bench.tasks.task import get_task
+
+    tcfg = profile.task_cfg(task)
+    payload = {
+        "format": EVAL_FORMAT, "dataset": tcfg["eval_dataset"], "levels": tcfg["eval_levels"], "options": tcfg["options"],
+        "seed": profile.seed, "metric": get_task(task).metric.key(),
+        "entry": None if entry is None else {"name": entry.model, "arch": entry.arch, "runs": [r.run_id for r in entry.runs]},
+    }
+    key = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
+    return Path(eval_dir) / f"{task}-{'degraded-input' if entry is None else entry.model}-{key}.csv"
 
 
 def versions() -> str:

@@ -1,0 +1,56 @@
+"""claims.md: each verdict follows from the stored per-image rows by its written rule."""
+
+import numpy as np
+import pandas as pd
+
+from bench.apps.reproduce import Paths
+from bench.evaluation.results import per_image_file
+from bench.reports.claims import FAILS, HOLDS, UNMEASURABLE, claims, write_claims
+from bench.training.profiles import expand, load_profile
+
+
+def _store(paths, profile, entries, task, offset_db, images=20, seed=0):
+    """Per-image rows where HyperRes is `offset_db` from the per-level networks, with a little image noise."""
+    rng = np.random.default_rng(seed)
+    base = {f"im{i}": 28 + rng.normal(0, 1) for i in range(images)}
+    for entry in entries:
+        shift = offset_db if entry.model == "hyperres" else 0.0
+        rows = [{"model": entry.model, "image": name, "level": float(lv), "input_level": float(lv),
+                 "psnr": b + shift + rng.normal(0, 0.05), "ssim": 0.8, "input_sha256": ""}
+                for name, b in base.items() for lv in profile.task_cfg(task)["eval_levels"]]
+        path = per_image_file(paths.eval_dir(), profile, task, entry)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame(rows).to_csv(path, index=False)
+
+
+def _table_claims(tmp_path, offset_db):
+    profile = load_profile("quick")
+    entries = [e for e in expand(profile, tasks=["sr"]) if e.model in ("hyperres", "perlevel")]
+    paths = Paths(runs=tmp_path / "runs", results=tmp_path / "results", tables=tmp_path / "tables")
+    _store(paths, profile, entries, "sr", offset_db)
+    return profile, paths, entries, claims(profile, paths, entries)
+
+
+def test_hyperres_on_par_holds_and_a_large_gap_does_not(tmp_path):
+    *_, found = _table_claims(tmp_path / "a", -0.10)  # the paper's SR gap is -0.11 dB
+    on_par = next(c for c in found if c.claim.startswith("sr: one HyperRes"))
+    assert on_par.verdict == HOLDS and on_par.paper == "HyperRes − per-level -0.11 dB" and "20 images" in on_par.measured
+    *_, found = _table_claims(tmp_path / "b", -1.5)
+    on_par = next(c for c in found if c.claim.startswith("sr: one HyperRes"))
+    assert on_par.verdict == FAILS and abs(float(on_par.measured.split()[0]) + 1.5) < 0.05
+    unseen = next(c for c in found if c.claim.startswith("sr: at levels HyperRes was not trained on"))
+    assert "levels 6" in unseen.where and unseen.verdict == FAILS  # x6: outside HyperRes' training levels 2-5
+
+
+def test_missing_entries_and_undefined_numbers_are_not_measurable(tmp_path):
+    profile, paths, entries, found = _table_claims(tmp_path, -0.1)
+    small = [c for c in found if "small HyperRes" in c.claim]
+    assert small and all(c.verdict == UNMEASURABLE and "no small HyperRes entry" in c.rule for c in small)
+    estimator = next(c for c in found if "noise estimator" in c.claim)
+    assert estimator.verdict == UNMEASURABLE and "does not define" in estimator.rule and "98.23" in estimator.paper
+    (paths.tables_dir("quick")).mkdir(parents=True)
+    (paths.tables_dir("quick") / "README.md").write_text("# Generated tables\n\nbody\n")
+    out, summary = write_claims(profile, paths, entries)
+    assert summary.startswith("Claims of the paper at this profile's scale: 2 hold, 0 do not hold")
+    assert (paths.tables_dir("quick") / "README.md").read_text().splitlines()[:3] == ["# Generated tables", "", summary]
+    assert "| claim" in out.read_text() and "never set by hand" in out.read_text()
