@@ -6,7 +6,6 @@ that they were imported, not trained here; eval, tables, tune and the demo use t
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import torch
 
 from bench.common.checkpoint import save_tensors
 from bench.common.errors import HyperbenchError, did_you_mean
+from bench.data.checksums import sha256_file
 from bench.models.catalog import create_model, model_cfg
 from bench.tasks.task import get_task
 from bench.training.runs import RUN_FORMAT, Run, RunDir
@@ -52,14 +52,6 @@ def get_format(entry: str) -> OfficialFormat:
 def official_files() -> list[tuple[str, OfficialFile]]:
     """(entry, file) for every released checkpoint the suite knows."""
     return [(name, f) for name, fmt in formats().items() for f in fmt.files] + [("ffdnet", f) for f in FFDNET_FILES]
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def known_file(entry: str, path: Path, digest: str, task: str) -> OfficialFile | None:
@@ -129,7 +121,7 @@ def import_weights(entry: str, files, task: str, runs_dir, levels=None) -> RunDi
                               "give the official file(s) after the entry name")
     kwargs, state, extras = _state_of(entry, paths, task)
     kwargs = {**cfg.task_kwargs.get(task, {}), **kwargs}  # what the file cannot say (CFSNet: the task decides residual output)
-    digests = [sha256(p) for p in paths]
+    digests = [sha256_file(p) for p in paths]
     record = known_file("plain" if entry == "dni" else entry, paths[0], digests[0], task)
     run_levels = _levels(entry, task, levels, extras, record, str(paths[0]))
     control = control_levels(run_recipe(entry, task)) if entry == "cresmd" else None

@@ -6,8 +6,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from bench.data.checksums import sha256_file
 from bench.training.profiles import Entry, Profile, expand
-from bench.weights.importing import import_weights, official_files, sha256
+from bench.weights.importing import import_weights, official_files
 
 WEIGHTS_ENV = "HYPERBENCH_WEIGHTS"
 
@@ -26,7 +27,7 @@ def locate(name: str, folder: Path, digests: dict) -> Path | None:
         return None
     for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix == Path(name).suffix):
         if path not in digests:
-            digests[path] = sha256(path)
+            digests[path] = sha256_file(path)
         if digests[path] in known:
             return path
     return None
