@@ -115,3 +115,24 @@ def test_results_are_the_per_image_means_of_an_independently_computed_metric(smo
         assert ours.psnr[image.name] == pytest.approx(peak_signal_noise_ratio(y_ref, y_out, data_range=255), abs=1e-6)
         expected_ssim = structural_similarity(y_ref, y_out, data_range=255, gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
         assert ours.ssim[image.name] == pytest.approx(expected_ssim, abs=1e-6)
+
+
+def test_budget_figure_evaluates_the_snapshots_along_training(smoke_sr):
+    """Each joint run keeps its weights at 1/4, 1/2 and all of its steps; the budget rows evaluate them on the
+    first images, with compute growing with the fraction, and the last snapshot is the final model."""
+    from bench.evaluation.results import per_image_file
+
+    tmp, profile, out = smoke_sr
+    entries = [e for e in expand(profile, ["sr"]) if e.model in ("hyperres", "perlevel")]
+    for run in (r for e in entries for r in e.runs):
+        assert sorted(p.name for p in RunDir(tmp / "runs", run).path.glob("snapshot-*")) == [
+            "snapshot-0000010.safetensors", "snapshot-0000020.safetensors", "snapshot-0000040.safetensors"]
+    assert {"fig_budget_sr.png", "fig_budget_sr.pdf"} <= {p.name for p in out["tables"]}
+    (cache,) = (tmp / "results" / "smoke" / "budget").glob("sr-*.csv")
+    rows = pd.read_csv(cache)
+    hyper = rows[rows.model == "hyperres"].sort_values("fraction")
+    assert list(hyper.fraction) == [0.25, 0.5, 1.0] and hyper.train_flops.is_monotonic_increasing and (hyper.images == 2).all()
+    final = pd.read_csv(per_image_file(tmp / "results" / "per_image", profile, "sr", entries[0]), dtype={"image": str})
+    first_two = final[final.image.isin(sorted(final.image.unique(), key=list(final.image.unique()).index)[:2])]
+    levels = [float(v) for v in hyper.levels.iloc[0].split()]
+    assert hyper.psnr.iloc[-1] == pytest.approx(first_two[first_two.level.isin(levels)].psnr.mean(), abs=1e-9)

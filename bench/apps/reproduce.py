@@ -179,6 +179,7 @@ def stages(profile: Profile, entries: list[Entry], grid=None) -> list[list[Entry
 def reproduce(profile: Profile, paths: Paths, tasks=None, models=None, data_root=None, log=print, grid=None) -> dict:
     """Train what is missing (here, or as grid jobs), evaluate, store tidy results and write the tables. Returns output
     paths and the runs still unfinished: entries with an unfinished run are reported as missing, the rest are gathered."""
+    from bench.reports.budget import write_budget_reports
     from bench.reports.claims import write_claims
     from bench.reports.tables import write_reports
     from bench.tuning.tune import tune_profile, tune_settings
@@ -205,6 +206,8 @@ def reproduce(profile: Profile, paths: Paths, tasks=None, models=None, data_root
         written = write_reports(profile, paths, stage, absent)
         if n < len(steps):
             log(f"tables of {names} written after {time.time() - t0:.0f} s: {paths.tables_dir(profile.name)}")
+    if profile.budget and not pending:  # the gap against training budget (snapshots along training)
+        written += write_budget_reports(profile, paths, entries, data_root, log)
     if tuning is not None and pending:
         log("input-level tuning waits until every run is finished")
     elif tuning is not None:  # optimal input level (Fig 5), blind denoising, noise estimator accuracy

@@ -22,9 +22,9 @@ from bench.training.settings import control_levels, run_recipe, training_levels,
 PROFILE_DIR = Path(__file__).resolve().parents[1] / "profiles"  # bench/profiles/*.yaml
 TRAIN_KEYS = {"steps", "batch", "crop", "lr", "lr_milestones", "lr_gamma", "checkpoint_every", "select"}
 TASK_KEYS = {"train_dataset", "eval_dataset", "valid_dataset", "train_levels", "bank_levels", "eval_levels", "options"}
-TOP_KEYS = ("name", "description", "seed", "conventions", "train", "models", "tasks", "first", "tune", "gpu", "grid", "extends")
+TOP_KEYS = ("name", "description", "seed", "conventions", "train", "models", "tasks", "first", "tune", "gpu", "grid", "budget", "extends")
 SELECT = ("last", "best_validation")  # which weights a run keeps: its last, or its best on the validation set
-MERGED_SECTIONS = ("train", "models", "tune", "gpu", "grid")  # `extends:`: the child's keys override the base's, key by key
+MERGED_SECTIONS = ("train", "models", "tune", "gpu", "grid", "budget")  # `extends:`: the child's keys override the base's, key by key
 
 
 @dataclass
@@ -57,6 +57,7 @@ class Profile:
     gpu: dict = field(default_factory=dict)  # optional `gpu:` flags that are on (bf16, channels_last, compile): part of every run config
     grid: dict = field(default_factory=dict)  # optional `grid:` cluster settings (bench.training.grid), not part of run configs
     first: list[str] = field(default_factory=list)  # optional `first:` entries reproduce finishes (tables included) before the rest
+    budget: dict = field(default_factory=dict)  # optional `budget: {images: N}`: fig_budget_<task> on the first N evaluation images
 
     def task_cfg(self, task: str) -> dict:
         return self.tasks[task]
@@ -105,8 +106,16 @@ def load_profile(name_or_path: str) -> Profile:
         train=dict(raw["train"]), models=dict(raw["models"]), tasks=dict(raw["tasks"]),
         conventions=list(raw.get("conventions", [])), source=path, tune=dict(raw.get("tune") or {}),
         gpu=check_gpu_flags(raw.get("gpu") or {}, f"profile {path}"), grid=grid_settings(raw.get("grid") or {}, f"profile {path}"),
-        first=first,
+        first=first, budget=_budget(raw.get("budget"), path),
     )
+
+
+def _budget(raw, path) -> dict:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict) or set(raw) - {"images"} or not (isinstance(raw.get("images", 10), int) and raw.get("images", 10) > 0):
+        _fail(path, f"budget must be a mapping with `images: N` (N > 0), got {raw!r}", "write e.g. `budget: {images: 10}`")
+    return dict(raw)
 
 
 def _read_yaml(path: Path, seen: tuple = ()) -> dict:

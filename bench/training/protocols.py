@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import torch
 
+from bench.common.checkpoint import save_tensors
 from bench.common.errors import HyperbenchError
 from bench.data.loading import PatchSampler
 from bench.tasks.task import get_task
@@ -40,6 +41,18 @@ def get_protocol(name: str, model: str) -> Callable:
     return PROTOCOLS[name]
 
 
+SNAPSHOTS = (0.25, 0.5, 1.0)  # fractions of a joint run's steps whose weights are kept (fig_budget_<task>)
+
+
+def snapshot_steps(steps: int) -> set[int]:
+    return {max(1, round(steps * f)) for f in SNAPSHOTS}
+
+
+def snapshot_file(rundir: RunDir, step: int):
+    """The weights after `step` updates (the last weights, whatever checkpoint selection keeps)."""
+    return rundir.path / f"snapshot-{step:07d}.safetensors"
+
+
 @register_protocol("joint")
 def train_joint(model, rundir: RunDir, sampler: PatchSampler) -> dict:
     run = rundir.run.config
@@ -57,6 +70,13 @@ def train_joint(model, rundir: RunDir, sampler: PatchSampler) -> dict:
             return torch.nn.functional.l1_loss(net(x, lv), y)  # equal-size levels: mean of per-level L1
 
     best = BestValidation(rundir, len(sampler.images), rundir.data_root) if train.get("select") == "best_validation" else None
-    final = optimise(model, model.parameters(), loss_fn, train["steps"], train, rundir, "joint", run["seed"],
-                     after_step=(lambda step: best.after_step(model, step)) if best else None)
+    snapshots = snapshot_steps(train["steps"])
+
+    def after_step(step):
+        if step in snapshots and distributed.is_main():  # the budget figure's weights along training
+            save_tensors(snapshot_file(rundir, step), model.state_dict(), {"run_id": rundir.run.run_id, "step": step})
+        if best:
+            best.after_step(model, step)
+
+    final = optimise(model, model.parameters(), loss_fn, train["steps"], train, rundir, "joint", run["seed"], after_step=after_step)
     return {"final_loss": final, "steps": train["steps"], **(best.restore_best(model) if best else {})}
