@@ -104,7 +104,7 @@ class AdaFMNet(EndpointControl):
 
 
 @register_protocol("adafm")
-def train_adafm(model: AdaFMNet, rundir, sampler) -> dict:
+def train_adafm(model: AdaFMNet, rundir, crops) -> dict:
     """Stage "basic": the basic model (AdaFM off, lambda 0) at the start level. Stage "adafm": everything
     else frozen, AdaFM layers zero-initialised (the net starts as the basic model) and trained with
     lambda 1 at the end level. train["steps"] steps each, L1 (official AdaFM)."""
@@ -114,11 +114,11 @@ def train_adafm(model: AdaFMNet, rundir, sampler) -> dict:
     place = placed(model, run)
 
     def basic():
-        return freeze_all_but(model, model.basic_parameters()), fixed_level_l1(lambda x: model.forward_control(x, 0.0), sampler, run, start, place)
+        return freeze_all_but(model, model.basic_parameters()), fixed_level_l1(lambda x: model.forward_control(x, 0.0), crops, run, start, place)
 
     def adafm():
         model.reset_adafm()
-        return freeze_all_but(model, model.adafm_parameters()), fixed_level_l1(lambda x: model.forward_control(x, 1.0), sampler, run, end, place)
+        return freeze_all_but(model, model.adafm_parameters()), fixed_level_l1(lambda x: model.forward_control(x, 1.0), crops, run, end, place)
 
     return train_stages(model, rundir, [("basic", basic), ("adafm", adafm)])
 

@@ -76,7 +76,7 @@ class CFSNet(EndpointControl):
 
 
 @register_protocol("cfsnet")
-def train_cfsnet(model: CFSNet, rundir, sampler) -> dict:
+def train_cfsnet(model: CFSNet, rundir, crops) -> dict:
     """Step "main": the main branch with alpha 0 at the first level. Step "tuning": main branch frozen,
     the tuning blocks and coupling MLPs trained with alpha 1 at the last level. L1 on the restored
     image (for residual denoising this equals L1 on the predicted noise, the official target)."""
@@ -86,10 +86,10 @@ def train_cfsnet(model: CFSNet, rundir, sampler) -> dict:
     place = placed(model, run)
 
     def main():
-        return freeze_all_but(model, model.main.parameters()), fixed_level_l1(lambda x: model.forward_control(x, 0.0), sampler, run, start, place)
+        return freeze_all_but(model, model.main.parameters()), fixed_level_l1(lambda x: model.forward_control(x, 0.0), crops, run, start, place)
 
     def tuning():
-        return freeze_all_but(model, model.tuning.parameters()), fixed_level_l1(lambda x: model.forward_control(x, 1.0), sampler, run, end, place)
+        return freeze_all_but(model, model.tuning.parameters()), fixed_level_l1(lambda x: model.forward_control(x, 1.0), crops, run, end, place)
 
     return train_stages(model, rundir, [("main", main), ("tuning", tuning)])
 

@@ -19,12 +19,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from baselines.training import control_endpoints, draw_levels, per_patch_batch, placed
+from baselines.training import control_endpoints, draw_levels, placed
 from bench.common.errors import HyperbenchError
 from bench.models.control import EndpointControl
 from bench.models.layers import as_level_tensor, check_input, conv3x3, kaiming_scaled_init
 from bench.models.registry import register_model
 from bench.tasks.task import get_task
+from bench.training.crops import Objective
 from bench.training.loop import optimise
 from bench.training.protocols import register_protocol
 
@@ -80,7 +81,7 @@ class CResMD(EndpointControl):
 
 
 @register_protocol("cresmd")
-def train_cresmd(model: CResMD, rundir, sampler) -> dict:
+def train_cresmd(model: CResMD, rundir, crops) -> dict:
     """Joint training over the continuous range: every patch gets its own level, drawn over the run's
     first..last level as its recipe says (official: Beta(0.5, 1), light degradations most often), and
     the matching condition (official normalisation: sigma / 50, (102 - q) / 92); L1."""
@@ -90,14 +91,17 @@ def train_cresmd(model: CResMD, rundir, sampler) -> dict:
     model.set_endpoints(*control_endpoints(run))
     place = placed(model, run)
 
-    def loss_fn(rng):
-        patches = sampler.sample(train["batch"], rng)
-        levels = draw_levels(rng, len(patches), first, last, task.integer_levels, train.get("level_distribution"))
-        x, y, lv = place.batch(*per_patch_batch(patches, task, levels, rng, run["options"]), 1)
+    def draw(rng, n):
+        return draw_levels(rng, n, first, last, task.integer_levels, train.get("level_distribution"))
+
+    def loss_fn(batch):
+        x, y, lv = place.batch(*batch, 1)
         with place.autocast():
             return F.l1_loss(model(x, lv), y)
 
-    final = optimise(model, model.parameters(), loss_fn, train["steps"], train, rundir, "cresmd", run["seed"])
+    described = f"cresmd levels {first:g}..{last:g} {train.get('level_distribution')}"
+    objective = Objective(crops.drawn_batches(draw, described), loss_fn)
+    final = optimise(model, model.parameters(), objective, train["steps"], train, rundir, "cresmd", run["seed"])
     return {"final_loss": final, "steps": train["steps"]}
 
 

@@ -60,7 +60,7 @@ class DNI(EndpointControl):
 
 
 @register_protocol("dni")
-def train_dni(model: DNI, rundir, sampler) -> dict:
+def train_dni(model: DNI, rundir, crops) -> dict:
     """Stage "A": endpoint A at the first level. Stage "B": B initialised from A and fine-tuned at the
     last level (how the DNI paper obtains its second endpoint). train["steps"] steps each, L1."""
     run = rundir.run.config
@@ -69,11 +69,11 @@ def train_dni(model: DNI, rundir, sampler) -> dict:
     place = placed(model, run)
 
     def endpoint_a():
-        return freeze_all_but(model, model.net_a.parameters()), fixed_level_l1(model.net_a, sampler, run, start, place)
+        return freeze_all_but(model, model.net_a.parameters()), fixed_level_l1(model.net_a, crops, run, start, place)
 
     def endpoint_b():
         model.net_b.load_state_dict(model.net_a.state_dict())
-        return freeze_all_but(model, model.net_b.parameters()), fixed_level_l1(model.net_b, sampler, run, end, place)
+        return freeze_all_but(model, model.net_b.parameters()), fixed_level_l1(model.net_b, crops, run, end, place)
 
     return train_stages(model, rundir, [("A", endpoint_a), ("B", endpoint_b)])
 

@@ -23,11 +23,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from baselines.training import draw_levels, per_patch_batch, placed
+from baselines.training import draw_levels, placed
 from bench.common.errors import HyperbenchError
 from bench.models.layers import as_level_tensor
 from bench.models.registry import register_model
-from bench.tasks.task import get_task
+from bench.training.crops import Objective
 from bench.training.loop import optimise
 from bench.training.protocols import register_protocol
 
@@ -74,21 +74,21 @@ class FFDNet(nn.Module):
 
 
 @register_protocol("ffdnet")
-def train_ffdnet(model: FFDNet, rundir, sampler) -> dict:
+def train_ffdnet(model: FFDNet, rundir, crops) -> dict:
     """KAIR: every patch gets its own sigma drawn uniformly from [first, last] training level; L1."""
     run = rundir.run.config
-    task, train = get_task(run["task"]), run["train"]
+    train = run["train"]
     lo, hi = sorted((run["levels"][0], run["levels"][-1]))
     model.endpoints.copy_(torch.tensor([lo, hi]))
     place = placed(model, run)
 
-    def loss_fn(rng):
-        patches = sampler.sample(train["batch"], rng)
-        x, y, lv = place.batch(*per_patch_batch(patches, task, draw_levels(rng, len(patches), lo, hi, False), rng, run["options"]), 1)
+    def loss_fn(batch):
+        x, y, lv = place.batch(*batch, 1)
         with place.autocast():
             return F.l1_loss(model(x, lv), y)
 
-    final = optimise(model, model.parameters(), loss_fn, train["steps"], train, rundir, "ffdnet", run["seed"])
+    draws = crops.drawn_batches(lambda rng, n: draw_levels(rng, n, lo, hi, False), f"ffdnet uniform {lo:g}..{hi:g}")
+    final = optimise(model, model.parameters(), Objective(draws, loss_fn), train["steps"], train, rundir, "ffdnet", run["seed"])
     return {"final_loss": final, "steps": train["steps"]}
 
 

@@ -24,10 +24,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from baselines.plain import PerLevelBank
-from baselines.training import per_patch_batch, placed
+from baselines.training import placed
 from bench.models.layers import as_level_tensor, check_input, conv3x3
 from bench.models.registry import register_model
-from bench.tasks.task import get_task
+from bench.training.crops import Objective
 from bench.training.loop import optimise
 from bench.training.protocols import register_protocol
 
@@ -159,20 +159,22 @@ class HINetBank(PerLevelBank):
 
 
 @register_protocol("hinet")
-def train_hinet_blind(model: HINet, rundir, sampler) -> dict:
+def train_hinet_blind(model: HINet, rundir, crops) -> dict:
     """Blind: one network for all training levels; each patch gets a level drawn from the run's levels."""
     run = rundir.run.config
-    task, train = get_task(run["task"]), run["train"]
+    train = run["train"]
     place = placed(model, run)
 
-    def loss_fn(rng):
-        patches = sampler.sample(train["batch"], rng)
-        levels = [float(v) for v in rng.choice(run["levels"], size=len(patches))]
-        x, y, lv = place.batch(*per_patch_batch(patches, task, levels, rng, run["options"]), 1)
+    def loss_fn(batch):
+        x, y, _ = place.batch(*batch, 1)
         with place.autocast():
             return model.training_loss(x, y)
 
-    final = optimise(model, model.parameters(), loss_fn, train["steps"], train, rundir, "hinet", run["seed"])
+    def draw(rng, n):
+        return [float(v) for v in rng.choice(run["levels"], size=n)]
+
+    draws = crops.drawn_batches(draw, f"hinet one of {run['levels']}")
+    final = optimise(model, model.parameters(), Objective(draws, loss_fn), train["steps"], train, rundir, "hinet", run["seed"])
     return {"final_loss": final, "steps": train["steps"]}
 
 

@@ -1,6 +1,6 @@
 """Training pieces shared by the baselines (their control interface is bench.models.control).
 
-* Batches with one level per patch (blind / continuous-level training).
+* One-level training objectives and per-patch level draws (blind / continuous-level training).
 * Multi-stage training (AdaFM, CFSNet, DNI): each stage resumes on its own, finished stages are skipped.
 """
 
@@ -10,13 +10,12 @@ import json
 from collections.abc import Callable
 
 import numpy as np
-import torch
 from safetensors import safe_open
 from torch import nn
 
-from bench.tasks.task import get_task
+from bench.training.crops import Objective
 from bench.training.distributed import Placement
-from bench.training.loop import degraded_batch, optimise, stage_train, total_steps
+from bench.training.loop import optimise, stage_train, total_steps
 
 
 def placed(model: nn.Module, run: dict) -> Placement:
@@ -28,22 +27,15 @@ def placed(model: nn.Module, run: dict) -> Placement:
     return place
 
 
-def per_patch_batch(patches, task, levels, rng, options):
-    """Degrade patch i at levels[i] -> (inputs, targets, levels) tensors."""
-    parts = [degraded_batch([p], task, [lv], rng, options) for p, lv in zip(patches, levels)]
-    return tuple(torch.cat(t) for t in zip(*parts))
+def fixed_level_l1(forward: Callable, crops, run: dict, level: float, place: Placement) -> Objective:
+    """One-level training: L1 between forward(degraded crops) and the clean crops."""
 
-
-def fixed_level_l1(forward: Callable, sampler, run: dict, level: float, place: Placement) -> Callable:
-    """loss_fn(rng) of one-level training: L1 between forward(degraded patches) and the clean patches."""
-    task = get_task(run["task"])
-
-    def loss_fn(rng):
-        x, y, _ = place.batch(*degraded_batch(sampler.sample(run["train"]["batch"], rng), task, [level], rng, run["options"]), 1)
+    def loss_fn(batch):
+        x, y, _ = place.batch(*batch, 1)
         with place.autocast():
             return nn.functional.l1_loss(forward(x), y)
 
-    return loss_fn
+    return Objective(crops.level_batches([level]), loss_fn)
 
 
 def draw_levels(rng, n: int, first: float, last: float, integer: bool, distribution: dict | None = None) -> list[float]:

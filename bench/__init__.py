@@ -32,7 +32,7 @@ _EXPORTS = {
     # training: a protocol of one's own, on the suite's resumable, deterministic loop
     "register_protocol": "bench.training.protocols",
     "optimise": "bench.training.loop",
-    "degraded_batch": "bench.training.loop",
+    "degraded_batch": "bench.training.crops",
     "HyperbenchError": "bench.common.errors",
 }
 __all__ = ["__version__", *_EXPORTS]

@@ -15,7 +15,7 @@ from bench.evaluation.evaluate import load_trained
 from bench.models.catalog import count_params, create_model
 from bench.tasks.degradations import seeded_rng
 from bench.tasks.task import get_task
-from bench.training.loop import degraded_batch
+from bench.training.crops import degraded_batch
 from bench.training.runs import RUN_FORMAT, Run, RunDir
 from bench.training.trainer import train_run
 

@@ -47,7 +47,8 @@ def test_the_recipe_says_what_the_official_code_sets():
 
 def test_a_profile_with_the_official_settings_departs_in_nothing_it_sets():
     hyperres = load_recipe("hyperres", "denoise")
-    official = {"steps": 1000000, "batch": 16, "crop": 96, "lr": 1.0e-4, "lr_milestones": [500001], "lr_gamma": 0.1, "select": "best_validation"}
+    official = {"steps": 1000000, "batch": 16, "crop": 96, "lr": 1.0e-4, "lr_milestones": [500001], "lr_gamma": 0.1, "select": "best_validation",
+                "data_protocol": "fixed"}
     assert departures(hyperres, official, {"clip": True, "quantise": "floor"}) == []
     changed = departures(hyperres, {**official, "steps": 800, "lr_milestones": [640]}, {"clip": True, "quantise": "round"})
     assert {(f, str(a), str(b)) for f, a, b in changed} >= {("steps", "1000000", "800"), ("noise", "{'quantise': 'floor'}", "{'quantise': 'round'}")}

@@ -11,6 +11,7 @@ from rich.text import Text
 
 from bench.apps.cli_common import (
     DataRootOpt,
+    DeviceOpt,
     ModelsOpt,
     ProfileOpt,
     ResultsOpt,
@@ -18,10 +19,12 @@ from bench.apps.cli_common import (
     TablesOpt,
     TasksOpt,
     WeightsOpt,
+    WorkersOpt,
     _paths,
     _split,
     console,
     log,
+    use_device,
 )
 from bench.apps.cli_data import data_app
 from bench.apps.cli_weights import weights_app
@@ -63,11 +66,13 @@ def list_cmd(pattern: str = typer.Argument("*", help="fnmatch pattern, e.g. 'ada
 
 @app.command()
 def train(profile: str = ProfileOpt, tasks: str = TasksOpt, models: str = ModelsOpt, data_root: str = DataRootOpt,
-          runs_dir: Path = RunsOpt, results_dir: Path = ResultsOpt, tables_dir: Path = TablesOpt):
+          runs_dir: Path = RunsOpt, results_dir: Path = ResultsOpt, tables_dir: Path = TablesOpt, device: str = DeviceOpt,
+          workers: int = WorkersOpt):
     """Train every run of a profile that is not finished yet (interrupted runs resume)."""
     from bench.apps.reproduce import deterministic, train_all
     from bench.training.profiles import expand, load_profile
 
+    use_device(device, workers)
     deterministic()
     prof = load_profile(profile)
     train_all(expand(prof, _split(tasks), _split(models)), _paths(runs_dir, results_dir, tables_dir), data_root, log)
@@ -75,13 +80,15 @@ def train(profile: str = ProfileOpt, tasks: str = TasksOpt, models: str = Models
 
 @app.command("eval")
 def eval_cmd(profile: str = ProfileOpt, tasks: str = TasksOpt, models: str = ModelsOpt, data_root: str = DataRootOpt,
-             runs_dir: Path = RunsOpt, results_dir: Path = ResultsOpt, tables_dir: Path = TablesOpt, weights_dir: Path = WeightsOpt):
+             runs_dir: Path = RunsOpt, results_dir: Path = ResultsOpt, tables_dir: Path = TablesOpt, weights_dir: Path = WeightsOpt,
+             device: str = DeviceOpt):
     """Evaluate trained runs at every evaluation level and store tidy results."""
     from bench.apps.reproduce import deterministic, evaluate_task, tidy_rows
     from bench.evaluation.results import write_rows
     from bench.training.profiles import load_profile
     from bench.weights.profile_import import profile_entries
 
+    use_device(device, None)
     deterministic()
     prof = load_profile(profile)
     paths = _paths(runs_dir, results_dir, tables_dir, weights_dir)
@@ -107,12 +114,14 @@ def reproduce(profile: str = ProfileOpt, tasks: str = TasksOpt, models: str = Mo
               wait: bool = typer.Option(None, "--wait/--no-wait", help="wait for the jobs (default: yes for local/debug, no for slurm); "
                                         "without waiting, finished runs are gathered and the others reported as missing"),
               dry_run: bool = typer.Option(False, "--dry-run", help="print the plan (every run, its settings and training FLOPs) and run nothing"),
-              tflops: float = typer.Option(None, "--tflops", help="with --dry-run: a device's sustained TFLOP/s, for a time estimate")):
+              tflops: float = typer.Option(None, "--tflops", help="with --dry-run: a device's sustained TFLOP/s, for a time estimate"),
+              device: str = DeviceOpt, workers: int = WorkersOpt):
     """Train, evaluate and write Tables 1-3, the parameter table and figures for a profile."""
     from bench.apps.reproduce import reproduce as run
     from bench.training.grid_options import GridOptions
     from bench.training.profiles import load_profile
 
+    use_device(device, workers)
     prof = load_profile(profile)
     if dry_run:
         _print_plan(prof, _split(tasks), _split(models), runs_dir, tflops)
@@ -312,11 +321,17 @@ def perf(device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N
          batch: int = typer.Option(4, "--batch", help="joint step: crops per level"),
          crop: int = typer.Option(64, "--crop", help="joint step: crop size"),
          sweep_levels: int = typer.Option(21, "--sweep-levels", help="level sweep: number of levels"),
-         sweep_size: int = typer.Option(256, "--sweep-size", help="level sweep and forward throughput: image size")):
-    """Time the joint training step (per-level loop vs batched), the level sweep and the forward throughput on this machine."""
+         sweep_size: int = typer.Option(256, "--sweep-size", help="level sweep and forward throughput: image size"),
+         workers: int = typer.Option(2, "--workers", help="data path: loader worker processes to compare with none"),
+         data: bool = typer.Option(True, "--data/--no-data", help="also measure the training data path (loader crops/s, step with the loader)"),
+         runs_dir: Path = RunsOpt, data_root: str = DataRootOpt):
+    """Time the joint training step (per-level loop vs batched), the level sweep, the forward throughput and the training data path on this machine."""
     from bench.apps.perf import run_perf
 
-    run_perf(device, threads, repeats, levels, blocks, width, batch, crop, sweep_levels, sweep_size, log=log)
+    if workers < 0:
+        raise HyperbenchError(f"--workers {workers} is negative", "give 0 or more loader worker processes")
+    run_perf(device, threads, repeats, levels, blocks, width, batch, crop, sweep_levels, sweep_size, workers, data, runs_dir,
+             data_root=data_root, log=log)
 
 
 def main():

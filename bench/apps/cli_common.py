@@ -42,6 +42,36 @@ def _split(value: str | None):
     return [v.strip() for v in value.split(",") if v.strip()] if value else None
 
 
+DeviceOpt = typer.Option(None, "--device", help="train and evaluate on cpu, cuda or cuda:N (default: $HYPERBENCH_DEVICE, else the GPU if there is one)")
+
+
+WorkersOpt = typer.Option(None, "--workers", help="loader processes making training batches ahead of the model "
+                          "(default: $HYPERBENCH_WORKERS, else 0 on a CPU-only machine, min(8, CPUs - 1) with a GPU)")
+
+
+def use_device(device: str | None, workers: int | None) -> None:
+    """--device and --workers, checked, for this process and the grid jobs it starts (environment variables)."""
+    import os
+
+    from bench.common.errors import HyperbenchError
+    from bench.training import distributed
+    from bench.training.crops import WORKERS_ENV
+
+    if workers is not None:
+        if workers < 0:
+            raise HyperbenchError(f"--workers {workers} is negative", "give 0 (batches made in the training process) or more")
+        os.environ[WORKERS_ENV] = str(workers)
+    if device:
+        import torch
+
+        try:
+            torch.device(device)
+        except RuntimeError:
+            raise HyperbenchError(f"unknown device {device!r}", "use cpu, cuda or cuda:N") from None
+        os.environ["HYPERBENCH_DEVICE"] = device
+        distributed.device()  # a CUDA device on a machine without one: the clear error now, not after loading data
+
+
 WeightsOpt = typer.Option(None, "--weights-dir", help="official weight files, for profiles with `weights:` (default: $HYPERBENCH_WEIGHTS or ./weights)")
 
 

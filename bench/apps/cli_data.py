@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from bench.apps.cli_common import DataRootOpt, console, log
+from bench.apps.cli_common import DataRootOpt, RunsOpt, console, log
 from bench.common.errors import HyperbenchError
 
 data_app = typer.Typer(no_args_is_help=True, help="Standard datasets: sources and licences, download or import, checksum verification.")
@@ -94,3 +94,37 @@ def data_verify(name: str = typer.Argument(None, help="one dataset (default: eve
     absent = sum(r.state == "absent" for r in reports)
     console.print(f"{ok} verified, {absent} not present, {len(bad)} with problems" + (f": {', '.join(bad)}" if bad else ""))
     raise typer.Exit(1 if bad else 0)
+
+
+cache_app = typer.Typer(no_args_is_help=True, help="The stored training data of the `fixed` data protocol (training-data/ beside the runs folder).")
+data_app.add_typer(cache_app, name="cache")
+
+
+@cache_app.command("list")
+def cache_list(runs_dir: Path = RunsOpt):
+    """Every training store: training set, task, options, seed, levels stored and size on disk."""
+    from bench.data.training_store import list_stores, store_dir
+
+    stores = list_stores(runs_dir)
+    table = Table(pad_edge=False)
+    for column in ("store", "task", "seed", "options", "files", "size"):
+        table.add_column(column, no_wrap=column == "store")
+    for store in stores:
+        key = store["key"]
+        table.add_row(store["folder"].name, key["task"], str(key["seed"]), ", ".join(f"{k} {v}" for k, v in key["options"].items()),
+                      " ".join(store["files"]), f"{store['bytes'] / 1e6:.1f} MB")
+    console.print(table)
+    console.print(f"{len(stores)} stores, {sum(s['bytes'] for s in stores) / 1e6:.1f} MB in {store_dir(runs_dir)}")
+
+
+@cache_app.command("remove")
+def cache_remove(names: list[str] = typer.Argument(None, help="store folders to remove (default: with --all, every one)"),
+                 all_: bool = typer.Option(False, "--all", help="remove every store under the runs folder"),
+                 runs_dir: Path = RunsOpt):
+    """Remove training stores (a later run rebuilds what it needs)."""
+    from bench.data.training_store import remove_stores
+
+    if not names and not all_:
+        raise HyperbenchError("no store named", "give store names (`hyperbench data cache list`) or --all")
+    removed = remove_stores(runs_dir, names)
+    console.print(f"removed {len(removed)} stores" + (f": {', '.join(p.name for p in removed)}" if removed else ""))

@@ -10,7 +10,9 @@ them alike) and summarised by the median and the minimum over the repeats:
 3. the achieved GFLOP/s of the model forward against a plain 64->64 3x3 conv on the same feature map
    (the machine's conv throughput). FLOPs are counted analytically: 2 x multiply-accumulates of every conv.
 
-Each of 1-3 is timed in NCHW and in channels_last memory format. On a shared CPU the cpu-time column
+Each of 1-3 is timed in NCHW and in channels_last memory format. 4. the training data path
+(bench/apps/perf_data.py): loader crops per second, fixed vs fresh, 0 vs N workers, and the joint step
+fed by the loader against the same step on a batch in memory. On a shared CPU the cpu-time column
 (process CPU time) is steadier than wall time; `--threads 1` avoids waiting for a second busy core.
 """
 
@@ -21,6 +23,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch.nn import functional as F
@@ -172,8 +175,9 @@ def _best(timings: dict[str, Timing], prefix: str) -> tuple[str, Timing]:
 
 
 def run_perf(device: str = "cpu", threads: int | None = None, repeats: int = 7, levels: int = 4, blocks: int = 16, width: int = 64,
-             batch: int = 4, crop: int = 64, sweep_levels: int = 21, sweep_size: int = 256, log=print) -> dict:
-    """Run the three measurements, print them, and return the numbers (seconds, GFLOP/s, ratios)."""
+             batch: int = 4, crop: int = 64, sweep_levels: int = 21, sweep_size: int = 256, workers: int = 2, data: bool = True,
+             runs_dir=Path("results/runs"), dataset: str | None = None, data_root=None, log=print) -> dict:
+    """Run the measurements, print them, and return the numbers (seconds, GFLOP/s, ratios, crops/s)."""
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise HyperbenchError(f"--device {device} asked for, but torch sees no CUDA device", "use --device cpu on this machine")
     try:
@@ -248,4 +252,13 @@ def run_perf(device: str = "cpu", threads: int | None = None, repeats: int = 7, 
     cpu_ratio = (model_flops / model_t.cpu_median_s) / (plain_flops / conv_t.cpu_median_s)
     log(f"  model forward ({model_name}) at {out['forward_vs_conv']:.0%} of the plain-conv throughput ({conv_name}, the best format)"
         + (f"; per cpu-second {cpu_ratio:.0%}" if one_thread else ""))
+    if data:
+        from bench.apps import perf_data
+
+        name, images = perf_data.training_images(dataset, data_root)
+        log(f"\ntraining data path: the loader at the paper's batch ({perf_data.PAPER_BATCH} crops x {len(perf_data.PAPER_LEVELS)} levels of "
+            f"{perf_data.PAPER_CROP}x{perf_data.PAPER_CROP}, denoising) from {name}, {repeats * 4} batches each")
+        out["data"] = perf_data.loader_throughput(images, name, Path(runs_dir), workers, repeats * 4, log)
+        out["data"].update(perf_data.step_with_loader(images, name, Path(runs_dir), _model(blocks, width, dev, torch.contiguous_format),
+                                                      batch, crop, levels, workers, repeats, dev, log))
     return out

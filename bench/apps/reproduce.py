@@ -17,6 +17,7 @@ from bench.data.loading import SKIMAGE_EVAL, SKIMAGE_TRAIN, Image, load_dataset,
 from bench.evaluation import evaluate as ev
 from bench.evaluation.results import environment, per_image_file, write_rows
 from bench.tasks.task import Task, get_task
+from bench.training import distributed
 from bench.training.loop import check_train_settings
 from bench.training.profiles import Entry, Profile
 from bench.training.runs import RunDir
@@ -133,7 +134,7 @@ def evaluate_task(profile: Profile, task_name: str, entries: list[Entry], paths:
     models = {e.model: ev.assemble(e, paths.runs) for e in todo}
     t0 = time.time()
     rows = ev.evaluate(task, models, images, tcfg["eval_levels"], profile.seed, tcfg["options"], label=tcfg["eval_dataset"],
-                       input_cache=paths.inputs_dir(), dataset=tcfg["eval_dataset"])
+                       input_cache=paths.inputs_dir(), dataset=tcfg["eval_dataset"], device=distributed.device())
     fresh = pd.DataFrame(rows)
     for name, group in fresh.groupby("model", sort=False):
         buf = io.StringIO()

@@ -3,10 +3,8 @@ never lose or duplicate rows. Every row carries its metric spec, seed and librar
 
 from __future__ import annotations
 
-import fcntl
 import io
 import platform
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -15,11 +13,12 @@ import PIL
 import torch
 
 from bench.common.atomic import atomic_write_text
+from bench.common.locks import file_lock
 from bench.version import __version__
 
 COLUMNS = [
     "run_id", "profile", "model", "task", "dataset", "level", "input_level", "metric", "value",
-    "metric_spec", "seed", "n_images", "data_source", "versions", "torch_threads", "interop_threads", "deterministic", "cpu",
+    "metric_spec", "seed", "n_images", "data_source", "versions", "torch_threads", "interop_threads", "deterministic", "cpu", "device",
     "inputs_sha256",  # checksum of the set of degraded inputs of the row's level (bench.data.input_cache.set_sha256)
 ]
 KEY = ["profile", "model", "task", "dataset", "level", "metric", "metric_spec", "seed"]
@@ -54,8 +53,8 @@ def versions() -> str:
 
 
 def environment() -> dict:
-    """What can change the last bits of a CPU result: versions, thread counts, deterministic mode and the
-    vector instructions torch's kernels use (AVX2 and AVX512 kernels round differently)."""
+    """What can change the last bits of a result: versions, thread counts, deterministic mode, the vector
+    instructions torch's CPU kernels use (AVX2 and AVX512 kernels round differently) and the device."""
     deterministic = "off"
     if torch.are_deterministic_algorithms_enabled():
         deterministic = "on (warn-only)" if torch.is_deterministic_algorithms_warn_only_enabled() else "on"
@@ -65,18 +64,21 @@ def environment() -> dict:
         "interop_threads": torch.get_num_interop_threads(),
         "deterministic": deterministic,
         "cpu": f"{platform.machine()} {torch.backends.cpu.get_cpu_capability()}",
+        "device": _device_name(),
     }
 
 
-@contextmanager
+def _device_name() -> str:
+    """Where the models ran: cpu, or the GPU's name (GPU kernels round differently from CPU ones)."""
+    from bench.training.distributed import device
+
+    dev = device()
+    return f"{dev} {torch.cuda.get_device_name(dev)}" if dev.type == "cuda" else str(dev)
+
+
 def locked(path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    """The lock of a results file (beside it, `<name>.lock`)."""
+    return file_lock(path.with_name(path.name + ".lock"))
 
 
 def read_results(path) -> pd.DataFrame:

@@ -34,8 +34,11 @@ class PerLevelBank(nn.Module):
         levels = torch.as_tensor(level, dtype=torch.float32).flatten()
         if levels.numel() == 1:
             return self.member(float(levels[0]))(x)
-        out = torch.empty_like(x)
+        out = None
         for v in torch.unique(levels):
             idx = (levels == v).nonzero(as_tuple=True)[0]
-            out[idx] = self.member(float(v))(x[idx])
+            part = self.member(float(v))(x[idx])
+            if out is None:  # the members' output dtype (bf16 under autocast), not the input's
+                out = x.new_empty(x.shape, dtype=part.dtype)
+            out[idx] = part
         return out

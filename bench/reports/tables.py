@@ -122,9 +122,20 @@ def _training_summary(entries: list[Entry], runs_dir: Path, results: pd.DataFram
             PRETTY.get(e.model, e.model), ", ".join(f"{k}={v}" for k, v in e.model_kwargs.items() if k != "levels"),
             f"{param_count(e.arch, **e.model_kwargs):,}" + (f" x {len(e.runs)} nets" if len(e.runs) > 1 else ""),
             len(e.runs), "imported" if e.weights else summaries[0].get("steps", "?") if summaries else "?",
+            "—" if e.weights else e.runs[0].config["train"].get("data_protocol", "fresh"), _kept_weights(e, summaries),
             " / ".join(f"{v:.4f}" for v in losses), _fmt(gain, "psnr", signed=True), " ".join(r.run_id for r in e.runs),
         ])
     return rows
+
+
+def _kept_weights(entry: Entry, summaries: list[dict]) -> str:
+    """Which weights were evaluated: the official file, the last ones, or the best validation checkpoint (its step)."""
+    if entry.weights:
+        return "official file"
+    if not any("best_step" in s for s in summaries):
+        return "last"
+    valid = entry.runs[0].config.get("valid_dataset", "validation set")
+    return f"best on {valid} at step " + " / ".join(str(s.get("best_step", "last")) for s in summaries)
 
 
 def conventions_text(profile: Profile, task_name: str, results: pd.DataFrame) -> list[str]:
@@ -233,9 +244,12 @@ def write_reports(profile: Profile, paths, entries: list[Entry], absent: list[En
         train = _training_summary(task_entries, paths.runs, ours)
         title = f"{task.paper_table} — {task.title}, {profile.task_cfg(task_name)['eval_dataset']}: PSNR [dB] and SSIM"
         md = [f"## {title}", "", tabulate(body, header, tablefmt="github"), ""] + [f"- {n}" for n in notes]
-        md += ["", "Training (final L1 = moving average of the L1 training loss at the last step, per-level networks in level order; "
+        md += ["", "Training (data = the data protocol, fixed: whole images degraded once, fresh: every crop degraded as drawn; "
+               "weights evaluated = the last ones or the best validation checkpoint; "
+               "final L1 = moving average of the L1 training loss at the last step, per-level networks in level order; "
                "gain = mean PSNR over the degraded input across all evaluation levels, so an untrained model shows a gain near or below 0):", "",
-               tabulate(train, ["model", "kwargs", "params", "runs", "steps", "final L1", "PSNR gain over input [dB]", "run ids"], tablefmt="github"), ""]
+               tabulate(train, ["model", "kwargs", "params", "runs", "steps", "data", "weights evaluated", "final L1",
+                                "PSNR gain over input [dB]", "run ids"], tablefmt="github"), ""]
         atomic_write_text(base.with_suffix(".md"), "\n".join(md))
         atomic_write_text(base.with_suffix(".tex"), _latex(header, body, title + ". " + notes[0].replace("_", r"\_")))
         buf = io.StringIO()

@@ -60,7 +60,7 @@ def device() -> torch.device:
     wanted = os.environ.get("HYPERBENCH_DEVICE")
     if wanted:
         if wanted.startswith("cuda") and not torch.cuda.is_available():
-            raise HyperbenchError(f"HYPERBENCH_DEVICE={wanted} but torch sees no CUDA device", "unset HYPERBENCH_DEVICE or set it to cpu")
+            raise HyperbenchError(f"device {wanted} asked for (--device or HYPERBENCH_DEVICE) but torch sees no CUDA device", "use --device cpu on this machine (and unset HYPERBENCH_DEVICE)")
         return torch.device(wanted)
     return torch.device("cuda", local_rank()) if torch.cuda.is_available() else torch.device("cpu")
 

@@ -1,5 +1,4 @@
-"""The optimisation loop every protocol uses (resumable, deterministic), its settings and schedule,
-and the degraded batches it trains on.
+"""The optimisation loop every protocol uses (resumable, deterministic), its settings and schedule.
 
 Randomness of step s comes from a Generator seeded by (seed, stage, s), so a resumed run draws the
 same batches as an uninterrupted one.
@@ -16,9 +15,9 @@ import torch
 from bench.common.checkpoint import load_tensors, save_tensors
 from bench.common.errors import HyperbenchError
 from bench.common.progress import progress_bar
-from bench.data.images import to_tensor
 from bench.tasks.degradations import seeded_rng
 from bench.training import distributed
+from bench.training.crops import Objective, loader_workers, step_batches
 from bench.training.runs import RunDir
 
 
@@ -76,17 +75,6 @@ def total_steps(train: dict, stages: int) -> int:
     return sum(train["stage_steps"].values()) if "stage_steps" in train else train["steps"] * stages
 
 
-def degraded_batch(patches, task, levels, rng, options):
-    """Clean uint8 crops -> (inputs, targets, levels) tensors for all levels, level-major order."""
-    inputs, targets, lv = [], [], []
-    for level in levels:
-        for p in patches:
-            inputs.append(to_tensor(task.degrade(p, level, rng, options)))
-            targets.append(to_tensor(p))
-            lv.append(level)
-    return torch.cat(inputs), torch.cat(targets), torch.tensor(lv, dtype=torch.float32)
-
-
 def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict, dict]:
     sd = opt.state_dict()
     tensors = {f"optim.{idx}.{k}": v for idx, st in sd["state"].items() for k, v in st.items() if torch.is_tensor(v)}
@@ -102,8 +90,10 @@ def _restore_optimizer(opt: torch.optim.Optimizer, tensors: dict, meta: dict) ->
     opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
 
 
-def optimise(model, params, loss_fn, steps: int, train: dict, rundir: RunDir, stage: str, seed: int, after_step=None) -> float:
+def optimise(model, params, objective, steps: int, train: dict, rundir: RunDir, stage: str, seed: int, after_step=None) -> float:
     """Adam over `params` for `steps`; resumes from the stage's last checkpoint. Returns final loss.
+    `objective` is an Objective (bench.training.crops: batches made by the loader, ahead of the model,
+    in worker processes where there are any) or a plain `loss_fn(rng)` that draws its own batch.
     `train` is the run's (bench.training.settings): its betas, schedule, loss weight and gradient
     clipping are the entry's official ones. `after_step(n)` runs after update n (best-validation selection)."""
     params = list(params)
@@ -119,12 +109,16 @@ def optimise(model, params, loss_fn, steps: int, train: dict, rundir: RunDir, st
     every = int(train.get("checkpoint_every", 0)) or steps
     model.train()
     label = f"{rundir.run.model} {rundir.run.task} {','.join(f'{v:g}' for v in rundir.run.levels)} [{stage}]"
+    if isinstance(objective, Objective):
+        batches = step_batches(objective.batches, train["batch"], seed, stage, start, steps, loader_workers(), distributed.device().type == "cuda")
+        loss_fn = objective.loss
+    else:  # a plugin's loss_fn(rng)
+        batches, loss_fn = (seeded_rng(seed, stage, step) for step in range(start, steps)), objective
     with progress_bar(label, total=steps, completed=start) as bar:
-        for step in range(start, steps):
+        for step, batch in zip(range(start, steps), batches):
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, train)
-            rng = seeded_rng(seed, stage, step)
-            loss = loss_fn(rng)
+            loss = loss_fn(batch)
             if weight != 1.0:  # the recipe's loss weight (CFSNet 0.1)
                 loss = loss * weight
             value = distributed.mean(loss.detach())  # the combined batch's loss when data-parallel

@@ -14,13 +14,14 @@ import yaml
 from bench.common.errors import HyperbenchError, did_you_mean
 from bench.models.catalog import model_cfg
 from bench.tasks.task import TASKS, get_task
+from bench.training.crops import DATA_PROTOCOLS
 from bench.training.distributed import check_gpu_flags
 from bench.training.grid_options import grid_settings
 from bench.training.runs import RUN_FORMAT, Run
 from bench.training.settings import control_levels, run_recipe, training_levels, training_options, training_settings
 
 PROFILE_DIR = Path(__file__).resolve().parents[1] / "profiles"  # bench/profiles/*.yaml
-TRAIN_KEYS = {"steps", "batch", "crop", "lr", "lr_milestones", "lr_gamma", "checkpoint_every", "select"}
+TRAIN_KEYS = {"steps", "batch", "crop", "lr", "lr_milestones", "lr_gamma", "checkpoint_every", "select", "data_protocol"}
 TASK_KEYS = {"train_dataset", "eval_dataset", "valid_dataset", "train_levels", "bank_levels", "eval_levels", "options"}
 TOP_KEYS = ("name", "description", "seed", "conventions", "train", "models", "tasks", "first", "tune", "gpu", "grid", "budget", "extends")
 SELECT = ("last", "best_validation")  # which weights a run keeps: its last, or its best on the validation set
@@ -83,6 +84,9 @@ def load_profile(name_or_path: str) -> Profile:
         _fail(path, f"unknown train keys {sorted(unknown)}", f"allowed: {sorted(TRAIN_KEYS)}")
     if raw["train"].get("select", "last") not in SELECT:
         _fail(path, f"train.select is {raw['train']['select']!r}", f"use one of {', '.join(SELECT)} (which weights a run keeps)")
+    if raw["train"].get("data_protocol", "fresh") not in DATA_PROTOCOLS:
+        _fail(path, f"train.data_protocol is {raw['train']['data_protocol']!r}",
+              f"use one of {', '.join(DATA_PROTOCOLS)} (fixed: whole images degraded once; fresh: every crop degraded as drawn)")
     for name, kwargs in raw["models"].items():
         model_cfg((kwargs or {}).get("model", name))  # unknown model -> did-you-mean error
         weights = (kwargs or {}).get("weights")
@@ -94,6 +98,10 @@ def load_profile(name_or_path: str) -> Profile:
         unknown = set(tcfg) - TASK_KEYS
         if unknown:
             _fail(path, f"unknown keys {sorted(unknown)} in task {task_name}", f"allowed: {sorted(TASK_KEYS)}")
+        valid = tcfg.get("valid_dataset")
+        if valid and valid in (tcfg.get("train_dataset"), tcfg.get("eval_dataset")):
+            _fail(path, f"task {task_name} validates on {valid}, its {'training' if valid == tcfg.get('train_dataset') else 'evaluation'} set",
+                  "name a held-out set for valid_dataset (the paper profile uses Set14 and classic5, which no table evaluates)")
         for key in ("train_levels", "bank_levels", "eval_levels"):
             tcfg[key] = [task.check_level(v) for v in tcfg.get(key, [])]
         tcfg["options"] = task.options(tcfg.get("options"))

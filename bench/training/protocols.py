@@ -1,7 +1,9 @@
 """Training protocols: how an entry's run is trained, by name (`ModelCfg.protocol`).
 
-A protocol is `fn(model, rundir, sampler) -> summary` registered with `register_protocol`; model
-modules and plugins register theirs when imported. The built-in "joint" protocol is HyperRes'
+A protocol is `fn(model, rundir, crops) -> summary` registered with `register_protocol`; model
+modules and plugins register theirs when imported. `crops` (bench.training.crops) makes the run's
+batches under its data protocol (`level_batches`, `drawn_batches`) and still offers `sample(n, rng)`,
+clean crops for protocols that degrade their own. The built-in "joint" protocol is HyperRes'
 official scheme: every step takes B clean crops, degrades each at all K training levels of the run,
 runs the model on the K*B inputs with their levels and minimises the mean of the per-level L1 losses.
 With one level it is ordinary single-level training (the per-level networks). Where the run's recipe
@@ -16,10 +18,9 @@ import torch
 
 from bench.common.checkpoint import save_tensors
 from bench.common.errors import HyperbenchError
-from bench.data.loading import PatchSampler
-from bench.tasks.task import get_task
 from bench.training import distributed
-from bench.training.loop import degraded_batch, optimise
+from bench.training.crops import Objective
+from bench.training.loop import optimise
 from bench.training.runs import RunDir
 from bench.training.validation import BestValidation
 
@@ -54,22 +55,20 @@ def snapshot_file(rundir: RunDir, step: int):
 
 
 @register_protocol("joint")
-def train_joint(model, rundir: RunDir, sampler: PatchSampler) -> dict:
+def train_joint(model, rundir: RunDir, crops) -> dict:
     run = rundir.run.config
-    task, train = get_task(run["task"]), run["train"]
+    train = run["train"]
     place = distributed.Placement.for_run(run)  # device, the run's gpu flags; HyperRes batches its K levels on CUDA
     net = place.prepare(model)
 
-    def loss_fn(rng):
-        patches = sampler.sample(train["batch"], rng)
-        x, y, lv = degraded_batch(patches, task, run["levels"], rng, run["options"])
-        x, y, lv = place.batch(x, y, lv, len(run["levels"]))  # this process's crops when data-parallel
+    def loss_fn(batch):
+        x, y, lv = place.batch(*batch, len(run["levels"]))  # this process's crops when data-parallel
         with place.autocast():
             if hasattr(model, "training_loss"):  # a model with its own objective (HINet: PSNR loss on both stages)
                 return model.training_loss(x, y, lv)
             return torch.nn.functional.l1_loss(net(x, lv), y)  # equal-size levels: mean of per-level L1
 
-    best = BestValidation(rundir, len(sampler.images), rundir.data_root) if train.get("select") == "best_validation" else None
+    best = BestValidation(rundir, len(crops.images), rundir.data_root) if train.get("select") == "best_validation" else None
     snapshots = snapshot_steps(train["steps"])
 
     def after_step(step):
@@ -78,5 +77,6 @@ def train_joint(model, rundir: RunDir, sampler: PatchSampler) -> dict:
         if best:
             best.after_step(model, step)
 
-    final = optimise(model, model.parameters(), loss_fn, train["steps"], train, rundir, "joint", run["seed"], after_step=after_step)
+    objective = Objective(crops.level_batches(run["levels"]), loss_fn)
+    final = optimise(model, model.parameters(), objective, train["steps"], train, rundir, "joint", run["seed"], after_step=after_step)
     return {"final_loss": final, "steps": train["steps"], **(best.restore_best(model) if best else {})}

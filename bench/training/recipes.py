@@ -39,7 +39,8 @@ FIELDS = {
     "levels": "training levels",
     "level_distribution": "training-level distribution",
     "control": "control mapping (level -> control)",
-    "data": "training data protocol",
+    "data": "training data",
+    "data_protocol": "data protocol (fixed: degraded once, stored; fresh: per crop)",
     "noise": "noise convention (clip, quantise)",
     "jpeg": "JPEG convention (encoder, colour)",
     "resize": "SR resize convention",
@@ -185,6 +186,9 @@ def departures(recipe: Recipe, train: dict, options: dict) -> list[tuple[str, ob
     official = recipe.fixed("checkpoint")
     if isinstance(official, dict) and official.get("select", "last") != train.get("select", "last"):
         found.append(("checkpoint", official.get("select"), train.get("select", "last")))
+    official = recipe.fixed("data_protocol")
+    if isinstance(official, str) and train.get("data_protocol", "fresh") != official:
+        found.append(("data_protocol", official, train.get("data_protocol", "fresh")))
     official = recipe.fixed("noise")
     if isinstance(official, dict):
         differ = [k for k in ("clip", "quantise") if k in official and official[k] != options.get(k)]

@@ -5,14 +5,13 @@ with a `done` marker is finished and is skipped; one without resumes."""
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench.common.atomic import atomic_write_text
+from bench.common.locks import file_lock
 
 RUN_FORMAT = 1  # bump when a change in training code changes what a run config means
 
@@ -57,15 +56,9 @@ class RunDir:
         if not self.config.exists():
             atomic_write_text(self.config, json.dumps(self.run.config, indent=2, sort_keys=True))
 
-    @contextmanager
     def training_lock(self):
         """Exclusive while one process trains this run; the kernel drops the lock if that process dies."""
-        with open(self.path / "train.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+        return file_lock(self.path / "train.lock")
 
     def remove_stale_temp_files(self) -> None:
         """Half-written checkpoints of a killed process (atomic writes leave .<name>.*.tmp). Only files written

@@ -13,6 +13,8 @@ What the recipe gives (bench/training/recipes.py, a machine-readable `value` per
   * the level distribution of continuously trained entries (CResMD: Beta(0.5, 1));
   * which weights a run keeps (HyperRes: the best on the task's `valid_dataset` every 2 epochs; a
     profile's `select: last`, or a task without a validation set, keeps the last);
+  * the data protocol (`fixed`: whole images degraded once and stored, each once per epoch; `fresh`:
+    every crop degraded as it is drawn), a profile's `data_protocol` over the recipe's;
   * the training degradation conventions (noise clip and quantisation, SR resize); the evaluation
     inputs stay the profile's (the paper's), and the tables name the difference.
 
@@ -69,6 +71,8 @@ def training_settings(recipe: Recipe | None, profile_train: dict, where: str, va
     if profile_train.get("select", official if validation else "last") == "best_validation":
         train["select"] = "best_validation"
         train["validate_every_epochs"] = int(checkpoint.get("every_epochs", 1)) if isinstance(checkpoint, dict) else 1
+    if profile_train.get("data_protocol", recipe.value("data_protocol", "fresh")) == "fixed":
+        train["data_protocol"] = "fixed"  # absent for fresh: the run ids of fresh entries stay as they were
     if "checkpoint_every" in profile_train:
         train["checkpoint_every"] = profile_train["checkpoint_every"]
     return train

@@ -12,10 +12,11 @@ import torch
 
 from bench.common.checkpoint import save_tensors
 from bench.common.errors import HyperbenchError
-from bench.data.loading import PatchSampler, load_dataset
+from bench.data.loading import load_dataset
 from bench.models.catalog import create_model, load_models
 from bench.tasks.task import get_task
 from bench.training import distributed
+from bench.training.crops import training_crops
 from bench.training.protocols import get_protocol
 from bench.training.runs import RunDir
 
@@ -31,7 +32,7 @@ def train_run(rundir: RunDir, data_root=None) -> dict:
     protocol = get_protocol(run["protocol"], run["model"])
     images = load_dataset(run["train_dataset"], data_root, colour=task.channels)
     rundir.data_root = data_root
-    sampler = PatchSampler(images, run["train"]["crop"])
+    crops = training_crops(run, images, rundir.path.parent)  # a fixed store lives beside the runs folder
     torch.manual_seed(run["seed"])
     np.random.seed(run["seed"])
     model = create_model(run["model"], **run["model_kwargs"])
@@ -45,7 +46,7 @@ def train_run(rundir: RunDir, data_root=None) -> dict:
             rundir.remove_stale_temp_files()  # left by a process killed while writing a checkpoint
         t0 = time.time()
         try:
-            summary = protocol(model, rundir, sampler)
+            summary = protocol(model, rundir, crops)
         except HyperbenchError as exc:
             if main:
                 rundir.log({"failed": exc.problem})  # the folder says why it is unfinished
