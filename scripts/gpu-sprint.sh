@@ -3,7 +3,9 @@
 # Everything that matters ends up in at most 4 files under $OUT: env.txt, sprint.log, perf.txt, sprint.tgz.
 set -uo pipefail
 : "${OUT:?set OUT to the folder whose files come back}"
+# SPRINT_PROFILE / SPRINT_DEVICE / SPRINT_PERF_ARGS only for a dry run of this script on a CPU (docs/gpu.md).
 export HYPERBENCH_DATA="${HYPERBENCH_DATA:-$PWD/gpu-data}" HYPERBENCH_QUIET=1
+profile="${SPRINT_PROFILE:-gpu-sprint}" device="${SPRINT_DEVICE:-cuda}"
 work="$(mktemp -d)"
 {
   date -u; nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv || true
@@ -12,10 +14,10 @@ work="$(mktemp -d)"
   nproc
 } > "$OUT/env.txt" 2>&1
 start=$(date +%s)
-hyperbench reproduce -p gpu-sprint --runs-dir "$work/runs" --results-dir "$work/results" --tables-dir "$work/tables" > "$OUT/sprint.log" 2>&1
+python -m bench.apps.cli reproduce -p "$profile" --device "$device" --runs-dir "$work/runs" --results-dir "$work/results" --tables-dir "$work/tables" > "$OUT/sprint.log" 2>&1
 echo "exit $? after $(( $(date +%s) - start )) s (machine start not counted)" >> "$OUT/sprint.log"
 start=$(date +%s)
-hyperbench perf --device cuda --levels 4 --batch 16 --crop 96 --repeats 5 --workers 8 --runs-dir "$work/runs" > "$OUT/perf.txt" 2>&1
+python -m bench.apps.cli perf --device "$device" ${SPRINT_PERF_ARGS:---levels 4 --batch 16 --crop 96 --repeats 5 --workers 8} --runs-dir "$work/runs" > "$OUT/perf.txt" 2>&1
 echo "exit $? after $(( $(date +%s) - start )) s" >> "$OUT/perf.txt"
 # results and tables of the sprint, and each run's config, log and summary (no weights, no cached inputs)
 cd "$work" && tar czf "$OUT/sprint.tgz" --exclude="results/per_image/inputs" results tables \

@@ -6,14 +6,24 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from bench.data.images import as_float
 from bench.data.loading import Image, load_dataset
 from bench.data.training_store import degrade_whole, list_stores, remove_stores
 from bench.tasks.degradations import seeded_rng
 from bench.tasks.task import get_task
-from bench.training.crops import FixedCrops, FreshCrops, _augment, step_batches, training_crops
+from bench.training.crops import FixedCrops, FreshCrops, step_batches, training_crops
 from bench.training.profiles import expand, load_profile
 from bench.training.runs import RunDir
 from bench.training.trainer import train_run
+
+
+def _augment(patch, flips):
+    """The official augmentation, written independently: h-flip, v-flip, then H-W transpose, each when its flag is set."""
+    if flips[0]:
+        patch = patch[:, ::-1]
+    if flips[1]:
+        patch = patch[::-1]
+    return patch.swapaxes(0, 1) if flips[2] else patch
 
 
 def _images(n=5, h=40, w=52, channels=3, seed=0):
@@ -78,16 +88,16 @@ def test_degraded_crops_are_crops_of_the_whole_degraded_image(tmp_path, task, le
             image = crops.images[i]
             whole = degrade_whole(t, image.pixels, image.name, level, 0, t.options())
             expected = _augment(whole[window], flips).astype(np.float32) / 255.0
-            got = x[k * len(picked) + j].permute(1, 2, 0).numpy()
+            got = as_float(x[k * len(picked) + j]).permute(1, 2, 0).numpy()
             np.testing.assert_array_equal(got[..., 0] if expected.ndim == 2 else got, expected)
             clean = _augment(image.pixels[window], flips).astype(np.float32) / 255.0
-            target = y[k * len(picked) + j].permute(1, 2, 0).numpy()
+            target = as_float(y[k * len(picked) + j]).permute(1, 2, 0).numpy()
             np.testing.assert_array_equal(target[..., 0] if clean.ndim == 2 else target, clean)
     assert lv.tolist() == [float(v) for v in levels for _ in picked]
     if task == "dejpeg":  # what fresh degradation of the crop would give instead: not the same pixels
         i, window, flips = picked[0]
         fresh = t.degrade(np.ascontiguousarray(_augment(crops.images[i].pixels[window], flips)), levels[0], rng, t.options())
-        assert not np.array_equal(fresh, x[0, 0].numpy())
+        assert not np.array_equal(fresh, as_float(x[0, 0]).numpy())
 
 
 def test_every_image_once_per_epoch_in_a_seeded_order(tmp_path):

@@ -257,8 +257,8 @@ def run_perf(device: str = "cpu", threads: int | None = None, repeats: int = 7, 
 
         name, images = perf_data.training_images(dataset, data_root)
         log(f"\ntraining data path: the loader at the paper's batch ({perf_data.PAPER_BATCH} crops x {len(perf_data.PAPER_LEVELS)} levels of "
-            f"{perf_data.PAPER_CROP}x{perf_data.PAPER_CROP}, denoising) from {name}, {repeats * 4} batches each")
-        out["data"] = perf_data.loader_throughput(images, name, Path(runs_dir), workers, repeats * 4, log)
+            f"{perf_data.PAPER_CROP}x{perf_data.PAPER_CROP}, denoising) from {name}, {repeats * 12} batches each after the first")
+        out["data"] = perf_data.loader_throughput(images, name, Path(runs_dir), workers, repeats * 12, log)
         out["data"].update(perf_data.step_with_loader(images, name, Path(runs_dir), _model(blocks, width, dev, torch.contiguous_format),
                                                       batch, crop, levels, workers, repeats, dev, log))
     return out

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 from torch.nn import functional as F
 
+from bench.data.images import as_float
 from bench.data.loading import load_dataset
 from bench.tasks.degradations import seeded_rng
 from bench.tasks.task import get_task
@@ -37,9 +38,12 @@ def training_images(dataset: str | None, data_root=None):
 
 
 def crops_per_second(make, batch: int, levels: int, steps: int, workers: int) -> float:
-    """Crops (one crop at one level) the loader delivers per second over `steps` batches, workers started included."""
+    """Crops (one crop at one level) the loader delivers per second, counted from its first batch (the
+    workers' start-up is a one-off per training stage) over `steps` more."""
+    batches = step_batches(make, batch, 0, "perf", 0, steps + 1, workers=workers)
+    next(batches)
     t0 = time.perf_counter()
-    for _ in step_batches(make, batch, 0, "perf", 0, steps, workers=workers):
+    for _ in batches:
         pass
     return batch * levels * steps / (time.perf_counter() - t0)
 
@@ -73,7 +77,7 @@ def step_with_loader(images, dataset: str, runs_dir: Path, model, batch: int, cr
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
 
     def step(x, y, lv):
-        x, y, lv = x.to(device, non_blocking=True), y.to(device, non_blocking=True), lv.to(device)
+        x, y, lv = as_float(x.to(device, non_blocking=True)), as_float(y.to(device, non_blocking=True)), lv.to(device)
         loss = F.l1_loss(model(x, lv), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -91,13 +95,19 @@ def step_with_loader(images, dataset: str, runs_dir: Path, model, batch: int, cr
         step(*in_memory)
     sync()
     memory_s = (time.perf_counter() - t0) / steps
-    t0 = time.perf_counter()
-    for b in step_batches(make, batch, 0, "perf-step", 0, steps, workers=workers, pin_memory=device.type == "cuda"):
-        step(*b)
-    sync()
-    loader_s = (time.perf_counter() - t0) / steps
-    overhead = loader_s / memory_s - 1
-    log(f"  joint step ({levels} levels x {batch} crops of {crop}x{crop}): {memory_s * 1e3:.1f} ms on a batch in memory, "
-        f"{loader_s * 1e3:.1f} ms fed by the loader (fixed, {workers} workers): {overhead:+.1%}; "
-        f"{'data' if overhead > 0.05 else 'compute'} sets the pace")
-    return {"memory_step_s": memory_s, "loader_step_s": loader_s, "loader_overhead": overhead}
+    log(f"  joint step ({levels} levels x {batch} crops of {crop}x{crop}): {memory_s * 1e3:.1f} ms on a batch in memory")
+    out = {"memory_step_s": memory_s}
+    for w in sorted({0, workers}):
+        batches = step_batches(make, batch, 0, "perf-step", 0, steps + 1, workers=w, pin_memory=device.type == "cuda")
+        step(*next(batches))  # from the first batch on: worker start-up is once per stage
+        sync()
+        t0 = time.perf_counter()
+        for b in batches:
+            step(*b)
+        sync()
+        loader_s = (time.perf_counter() - t0) / steps
+        overhead = loader_s / memory_s - 1
+        log(f"  {'':<20} {loader_s * 1e3:.1f} ms fed by the loader (fixed, {w} workers): {overhead:+.1%}; "
+            f"{'data' if overhead > 0.05 else 'compute'} sets the pace")
+        out[f"loader_step_s_{w}_workers"], out[f"loader_overhead_{w}_workers"] = loader_s, overhead
+    return out

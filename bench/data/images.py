@@ -53,6 +53,12 @@ def to_tensor(img: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))[None]
 
 
+def as_float(t: torch.Tensor) -> torch.Tensor:
+    """A batch tensor as the networks take it: 8-bit crops (the fixed training store's) -> float32 k/255,
+    on whatever device they already are (the values of to_tensor)."""
+    return t.to(torch.float32).div_(255.0) if t.dtype == torch.uint8 else t
+
+
 def to_uint8(t: torch.Tensor) -> np.ndarray:
     """Network output 1xCxHxW -> uint8 HxW[xC]: clamp to [0,1], x255, round (the metric convention)."""
     arr = t.detach().float().clamp(0, 1).mul(255).round().to(torch.uint8)[0].permute(1, 2, 0).cpu().numpy()

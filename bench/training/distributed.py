@@ -20,6 +20,7 @@ import torch
 import torch.distributed as dist
 
 from bench.common.errors import HyperbenchError
+from bench.data.images import as_float
 
 GPU_FLAGS = ("bf16", "channels_last", "compile")  # the run config's optional `gpu` section
 
@@ -157,10 +158,11 @@ class Placement:
         return torch.compile(model) if self.compile else model
 
     def batch(self, x, y, lv, levels: int):
-        """This rank's crops of a level-major batch, on the device and in the memory format."""
+        """This rank's crops of a level-major batch, on the device, in the memory format, as float32."""
         x, y, lv = shard_crops((x, y, lv), levels)
         move = dict(device=self.device, non_blocking=True)
-        return x.to(**move, memory_format=self.memory_format), y.to(**move, memory_format=self.memory_format), lv.to(**move)
+        x, y = (as_float(t.to(**move, memory_format=self.memory_format)) for t in (x, y))  # 8-bit crops become float there
+        return x, y, lv.to(**move)
 
     def autocast(self):
         return torch.autocast(self.device.type, dtype=torch.bfloat16) if self.bf16 else nullcontext()
