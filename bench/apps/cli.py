@@ -22,6 +22,7 @@ from bench.apps.cli_common import (
     WorkersOpt,
     _paths,
     _split,
+    checked_workers,
     console,
     log,
     use_device,
@@ -328,9 +329,7 @@ def perf(device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N
     """Time the joint training step (per-level loop vs batched), the level sweep, the forward throughput and the training data path on this machine."""
     from bench.apps.perf import run_perf
 
-    if workers < 0:
-        raise HyperbenchError(f"--workers {workers} is negative", "give 0 or more loader worker processes")
-    run_perf(device, threads, repeats, levels, blocks, width, batch, crop, sweep_levels, sweep_size, workers, data, runs_dir,
+    run_perf(device, threads, repeats, levels, blocks, width, batch, crop, sweep_levels, sweep_size, checked_workers(workers), data, runs_dir,
              data_root=data_root, log=log)
 
 

@@ -49,6 +49,14 @@ WorkersOpt = typer.Option(None, "--workers", help="loader processes making train
                           "(default: $HYPERBENCH_WORKERS, else 0 on a CPU-only machine, min(8, CPUs - 1) with a GPU)")
 
 
+def checked_workers(workers: int) -> int:
+    from bench.common.errors import HyperbenchError
+
+    if workers < 0:
+        raise HyperbenchError(f"--workers {workers} is negative", "give 0 (batches made in the training process) or more")
+    return workers
+
+
 def use_device(device: str | None, workers: int | None) -> None:
     """--device and --workers, checked, for this process and the grid jobs it starts (environment variables)."""
     import os
@@ -58,9 +66,7 @@ def use_device(device: str | None, workers: int | None) -> None:
     from bench.training.crops import WORKERS_ENV
 
     if workers is not None:
-        if workers < 0:
-            raise HyperbenchError(f"--workers {workers} is negative", "give 0 (batches made in the training process) or more")
-        os.environ[WORKERS_ENV] = str(workers)
+        os.environ[WORKERS_ENV] = str(checked_workers(workers))
     if device:
         import torch
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 from torch.nn import functional as F
 
+from bench.common.errors import HyperbenchError
 from bench.data.images import as_float
 from bench.data.loading import load_dataset
 from bench.tasks.degradations import seeded_rng
@@ -33,7 +34,7 @@ def training_images(dataset: str | None, data_root=None):
         return dataset, load_dataset(dataset, data_root)
     try:
         return "CBSD432", load_dataset("CBSD432", data_root)
-    except Exception:  # no data root or no CBSD432 on this machine: the bundled samples still time the path
+    except HyperbenchError:  # no data root or no CBSD432 on this machine: the bundled samples still time the path
         return "skimage-train", load_dataset("skimage-train")
 
 

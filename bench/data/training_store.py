@@ -45,6 +45,7 @@ def store_dir(runs_dir) -> Path:
     folder holds only run folders)."""
     return Path(runs_dir).absolute().parent / FOLDER
 
+
 _VERIFIED: dict[tuple, str] = {}  # (path, size, mtime) -> sha256 of the files this process has checked
 
 
@@ -97,11 +98,13 @@ class TrainingStore:
 
     def _valid(self, index: dict, name: str, check: bool) -> bool:
         record, path = index["files"].get(name), self.folder / name
-        if record is None or not path.exists() or path.stat().st_size != record["bytes"]:
+        if record is None or not path.exists():
+            return False
+        stat = path.stat()
+        if stat.st_size != record["bytes"]:
             return False
         if not check:
             return True
-        stat = path.stat()
         seen = (str(path), stat.st_size, stat.st_mtime_ns)
         if _VERIFIED.get(seen) != record["sha256"]:  # hashed once per process, not once per run
             _VERIFIED[seen] = sha256_file(path)

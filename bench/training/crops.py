@@ -34,8 +34,8 @@ WORKERS_ENV = "HYPERBENCH_WORKERS"
 
 @dataclass
 class Objective:
-    """A training objective in two parts: `batches(rng, step)` makes the step's CPU tensors (in a loader
-    worker when there are workers) and `loss(batch)` computes the loss on the training device."""
+    """A training objective in two parts: `batches(rng, step, batch_size)` makes the step's CPU tensors (in
+    a loader worker when there are workers) and `loss(batch)` computes the loss on the training device."""
 
     batches: Callable
     loss: Callable
@@ -80,19 +80,17 @@ def _stack(arrays: list[np.ndarray], flips) -> torch.Tensor:
 class FreshCrops(PatchSampler):
     """Crops drawn with replacement and degraded as they are drawn (the suite's original data path)."""
 
-    protocol = "fresh"
-
     def __init__(self, images, crop: int, task, options: dict):
         super().__init__(images, crop)
         self.task, self.options = task, options
 
     def level_batches(self, levels) -> Callable:
-        """make(rng, step) -> (inputs, targets, levels): every crop at every level, level-major."""
+        """make(rng, step, batch) -> (inputs, targets, levels): every crop at every level, level-major."""
         levels = [float(v) for v in levels]
         return lambda rng, step, batch: degraded_batch(self.sample(batch, rng), self.task, levels, rng, self.options)
 
     def drawn_batches(self, draw: Callable, description: str) -> Callable:
-        """make(rng, step) with one level per crop, drawn by draw(rng, n) for each batch."""
+        """make(rng, step, batch) with one level per crop, drawn by draw(rng, n) for each batch."""
         def make(rng, step, batch):
             patches = self.sample(batch, rng)
             return per_patch_batch(patches, self.task, draw(rng, len(patches)), rng, self.options)
@@ -102,8 +100,6 @@ class FreshCrops(PatchSampler):
 
 class FixedCrops(PatchSampler):
     """Crops of a training store: whole images degraded once, each image once per epoch."""
-
-    protocol = "fixed"
 
     def __init__(self, images, crop: int, task, options: dict, seed: int, runs_dir, dataset: str):
         super().__init__(images, crop)  # keeps the images of at least crop x crop
@@ -125,21 +121,34 @@ class FixedCrops(PatchSampler):
         top, left = int(rng.integers(h - self.crop + 1)), int(rng.integers(w - self.crop + 1))
         return (slice(top, top + self.crop), slice(left, left + self.crop)), rng.random(3) < 0.5
 
+    def _picked(self, rng, step: int, batch: int) -> list:
+        """(image, window, flips) of every crop of a step."""
+        return [(i, *self._window(rng, i)) for i in self.order(step, batch)]
+
     def _crops(self, flat, picked) -> torch.Tensor:
         return _stack([self.store.image(flat, i)[window] for i, window, _ in picked], [flips for _, _, flips in picked])
 
+    def _mapped(self, index: dict, names: list[str]) -> Callable[[], dict]:
+        """The store files, memory-mapped on first use in the process that uses them (a loader worker)."""
+        maps: dict = {}
+
+        def get() -> dict:
+            if not maps:
+                maps.update({name: self.store.open(name, index) for name in names})
+            return maps
+
+        return get
+
     def level_batches(self, levels) -> Callable:
+        """make(rng, step, batch) -> (inputs, targets, levels): every crop at every level, level-major."""
         levels = [float(v) for v in levels]
-        index = self.store.ensure(levels)
         names = [f"level-{v:g}.bin" for v in levels]
-        store, maps = self.store, {}
+        maps = self._mapped(self.store.ensure(levels), ["clean.u8", *names])
 
         def make(rng, step, batch):
-            if not maps:  # opened in the process that uses them (a loader worker)
-                maps.update({name: store.open(name, index) for name in ["clean.u8", *names]})
-            picked = [(i, *self._window(rng, i)) for i in self.order(step, batch)]
-            clean = self._crops(maps["clean.u8"], picked)
-            inputs = torch.cat([self._crops(maps[name], picked) for name in names])
+            picked = self._picked(rng, step, batch)
+            clean = self._crops(maps()["clean.u8"], picked)
+            inputs = torch.cat([self._crops(maps()[name], picked) for name in names])
             lv = torch.tensor([v for v in levels for _ in picked], dtype=torch.float32)
             return inputs, clean.repeat(len(levels), 1, 1, 1), lv
 
@@ -149,20 +158,18 @@ class FixedCrops(PatchSampler):
         """One stored degradation per image at a level drawn once per image (CResMD's official data)."""
         index = self.store.ensure(drawn=(description, lambda rng: draw(rng, 1)[0]))
         name = next(n for n, rec in index["files"].items() if rec.get("drawn") == description)
-        stored_levels, store, maps = index["files"][name]["levels"], self.store, {}
+        stored_levels, maps = index["files"][name]["levels"], self._mapped(index, ["clean.u8", name])
 
         def make(rng, step, batch):
-            if not maps:
-                maps.update({"clean": store.open("clean.u8", index), "drawn": store.open(name, index)})
-            picked = [(i, *self._window(rng, i)) for i in self.order(step, batch)]
+            picked = self._picked(rng, step, batch)
             lv = torch.tensor([stored_levels[i] for i, _, _ in picked], dtype=torch.float32)
-            return self._crops(maps["drawn"], picked), self._crops(maps["clean"], picked), lv
+            return self._crops(maps()[name], picked), self._crops(maps()["clean.u8"], picked), lv
 
         return make
 
 
 def training_crops(run: dict, images, runs_dir):
-    """The crops a run trains on: its `data` protocol (fresh unless the recipe or profile says fixed)."""
+    """The crops a run trains on: its `data_protocol` (fresh unless the recipe or profile says fixed)."""
     task, crop, options = get_task(run["task"]), run["train"]["crop"], run["options"]
     protocol = run["train"].get("data_protocol", "fresh")
     if protocol not in DATA_PROTOCOLS:
