@@ -136,3 +136,32 @@ def test_an_unknown_top_level_key_is_an_error_with_did_you_mean(tmp_path):
     with pytest.raises(HyperbenchError, match="unknown key 'trian'") as exc:
         load_profile(str(path))
     assert "did you mean 'train'" in exc.value.fix
+
+
+def test_an_entry_may_train_longer_than_the_rest_and_the_rest_keep_their_runs(tmp_path):
+    child = _write(tmp_path / "child.yaml", """
+name: child
+extends: smoke
+models:
+  hyperres: {train: {steps: 7, lr_milestones: [5]}}
+""")
+    base, prof = load_profile("smoke"), load_profile(str(child))
+    runs = {(e.model, e.task): e.runs for e in expand(prof)}
+    base_runs = {(e.model, e.task): e.runs for e in expand(base)}
+    for (model, task), rs in runs.items():
+        if model == "hyperres":
+            assert rs[0].config["train"]["steps"] == 7 and rs[0].config["train"]["lr_milestones"] == [5]
+            assert rs[0].config["train"]["batch"] == base.train["batch"]  # the keys it does not set come from the profile
+            assert rs[0].run_id != base_runs[(model, task)][0].run_id
+        else:  # every other entry trains exactly as in the base profile: same runs, nothing retrained
+            assert [r.run_id for r in rs] == [r.run_id for r in base_runs[(model, task)]]
+    assert "train" not in expand(prof, ["sr"], ["hyperres"])[0].model_kwargs
+
+
+def test_an_entry_train_section_is_checked_like_the_profiles(tmp_path):
+    bad = _write(tmp_path / "bad.yaml", "name: bad\nextends: smoke\nmodels:\n  hyperres: {train: {stepz: 7}}\n")
+    with pytest.raises(HyperbenchError, match=r"models\.hyperres\.train"):
+        load_profile(str(bad))
+    bad = _write(tmp_path / "bad2.yaml", "name: bad2\nextends: smoke\nmodels:\n  hyperres: {train: {select: best}}\n")
+    with pytest.raises(HyperbenchError, match="select"):
+        load_profile(str(bad))

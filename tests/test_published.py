@@ -81,3 +81,34 @@ def test_published_values_and_differences_keep_the_printed_precision():
     paper, ours, diff = body[start : start + 3]
     column = header.index("q=10")
     assert (paper[column], ours[column], diff[column]) == ("0.82", "0.7812", "-0.04")
+
+
+def test_every_cell_shows_its_gap_to_the_degraded_input_and_the_cells_below_it_are_named():
+    from dataclasses import replace
+
+    from bench.reports.tables import _wide, below_input_notes, task_table
+    from bench.training.profiles import expand, load_profile
+
+    quick = load_profile("quick")
+    entries = [e for e in expand(quick, tasks=["dejpeg"]) if e.model in ("hyperres", "perlevel")]
+    ours = {10: 29.0, 30: 33.0, 50: 34.0, 70: 35.0, 80: 35.5}
+    degraded = {10: 27.5, 30: 32.0, 50: 34.2, 70: 35.6, 80: 36.6}
+    rows = [{"profile": "quick", "task": "dejpeg", "model": m, "metric": "psnr", "level": lv, "value": v, "input_level": lv}
+            for m, values in (("hyperres", ours), ("perlevel", {lv: v + 1.0 for lv, v in ours.items()}), ("degraded-input", degraded))
+            for lv, v in values.items()]
+    table = task_table(quick, "dejpeg", pd.DataFrame(rows), entries)
+    cell = table[(table.model == "hyperres") & (table.metric == "psnr") & (table.level.astype(str) == "50")].iloc[0]
+    assert abs(cell.vs_input - (34.0 - 34.2)) < 1e-9
+    mean = table[(table.model == "hyperres") & (table.metric == "psnr") & (table.level == "mean")].iloc[0]
+    assert abs(mean.vs_input - (sum(ours.values()) - sum(degraded.values())) / 5) < 1e-9
+    header, body = _wide(table, "dejpeg")
+    start = next(i for i, r in enumerate(body) if r[:3] == ["HyperRes", "PSNR", "paper"])
+    assert body[start + 3][2] == "ours − input" and body[start + 3][header.index("q=10")] == "+1.50"
+    note = below_input_notes(table, quick, "dejpeg")[0]
+    assert "HyperRes at q=50, q=70, q=80" in note and "Per-level networks (paper: Baseline) at q=80" in note and "Known limit" not in note
+    limited = replace(quick, tasks={**quick.tasks, "dejpeg": {**quick.tasks["dejpeg"], "below_input": "the training set is JPEG."}})
+    assert below_input_notes(table, limited, "dejpeg")[0].endswith("Known limit: the training set is JPEG.")
+    above = pd.DataFrame([r for r in rows if r["model"] != "degraded-input"]
+                         + [{**r, "value": r["value"] - 5} for r in rows if r["model"] == "degraded-input"])
+    assert below_input_notes(task_table(quick, "dejpeg", above, entries), quick, "dejpeg") == [
+        "Every model scores above its degraded input in PSNR at every level of this table."]

@@ -49,20 +49,26 @@ def task_table(profile: Profile, task_name: str, results: pd.DataFrame, entries:
     ours = results[(results.task == task_name) & (results.profile == profile.name)]
     levels = list(task.table_levels)
     rows = []
+
+    def cells_of(model, metric):
+        sub = ours[(ours.model == model) & (ours.metric == metric)]
+        values = {float(lv): v for lv, v in zip(sub.level, sub.value)}
+        cells = [(lv, values.get(float(lv), math.nan)) for lv in levels]
+        present = [v for _, v in cells if not math.isnan(v)]
+        mean = sum(present) / len(present) if len(present) == len(levels) else math.nan
+        return dict(cells + [("mean", mean)]), {float(lv): il for lv, il in zip(sub.level, sub.input_level)}
+
     for model in [e.model for e in entries] + [INPUT]:
         for metric in ("psnr", "ssim"):
-            sub = ours[(ours.model == model) & (ours.metric == metric)]
-            values = {float(lv): v for lv, v in zip(sub.level, sub.value)}
-            given = {float(lv): il for lv, il in zip(sub.level, sub.input_level)}
-            cells = [(lv, values.get(float(lv), math.nan)) for lv in levels]
-            present = [v for _, v in cells if not math.isnan(v)]
-            mean = sum(present) / len(present) if len(present) == len(levels) else math.nan
-            for lv, v in cells + [("mean", mean)]:
+            values, given = cells_of(model, metric)
+            degraded, _ = cells_of(INPUT, metric)
+            for lv, v in values.items():
                 p, conf, digits = published_value(pub, task_name, model, lv, metric)
                 rows.append({
                     "table": task.paper_table, "task": task_name, "model": model, "metric": metric, "level": lv,
                     "ours": v, "published": p, "delta": round(v - p, digits) if not (math.isnan(v) or math.isnan(p)) else math.nan,
                     "published_digits": digits, "published_confidence": conf, "input_level": given.get(float(lv), math.nan) if lv != "mean" else math.nan,
+                    "vs_input": v - degraded[lv] if model != INPUT else math.nan,
                 })
     return pd.DataFrame(rows)
 
@@ -80,6 +86,7 @@ def _wide(table: pd.DataFrame, task: str, labels: dict | None = None):
             body.append([name, m, "paper"] + [_fmt(sub.published[lv], metric, digits=printed[lv]) for lv in levels])
             body.append(["", "", "ours"] + [_fmt(sub.ours[lv], metric) + _elsewhere(lv, sub.input_level[lv]) for lv in levels])
             body.append(["", "", "ours − paper"] + [_fmt(sub.delta[lv], metric, signed=True, digits=printed[lv]) for lv in levels])
+            body.append(["", "", "ours − input"] + [_fmt(sub.vs_input[lv], metric, signed=True) for lv in levels])
         else:
             body.append([name, m, "ours"] + [_fmt(sub.ours[lv], metric) for lv in levels])
     return header, body
@@ -90,6 +97,22 @@ def _elsewhere(level, input_level) -> str:
     if level == "mean" or input_level is None or math.isnan(input_level) or abs(input_level - float(level)) < 1e-9:
         return ""
     return f" †{input_level:g}"
+
+
+def below_input_notes(table: pd.DataFrame, profile: Profile, task_name: str) -> list[str]:
+    """Under a table: every PSNR cell in which a model scores below its own degraded input, and the
+    reason the profile gives for cells that cannot beat it for a cause other than training (`below_input:`)."""
+    psnr = table[(table.metric == "psnr") & (table.model != INPUT) & (table.level != "mean")]
+    below = psnr[psnr.vs_input < 0]
+    if psnr.vs_input.isna().all():
+        return []
+    if below.empty:
+        return ["Every model scores above its degraded input in PSNR at every level of this table."]
+    cells = "; ".join(f"{PRETTY.get(m, m)} at {', '.join(level_label(task_name, lv) for lv in sub.level)}"
+                      for m, sub in below.groupby("model", sort=False))
+    line = f"Below the degraded input in PSNR: {cells}."
+    reason = profile.task_cfg(task_name).get("below_input")
+    return [line + (f" Known limit: {reason}" if reason else "")]
 
 
 def _latex(header, body, caption: str) -> str:
@@ -238,7 +261,7 @@ def write_reports(profile: Profile, paths, entries: list[Entry], absent: list[En
         base = out / TABLE_FILES[task_name]
         labels = {e.model: f"{PRETTY.get(e.model, e.model)} (official weights)" for e in task_entries if e.weights}
         header, body = _wide(table, task_name, labels)
-        notes = (conventions_text(profile, task_name, results) + departures_text(profile, task_entries)
+        notes = (conventions_text(profile, task_name, results) + below_input_notes(table, profile, task_name) + departures_text(profile, task_entries)
                  + official_notes(task_entries, [e for e in absent if e.task == task_name]))
         ours = results[results.profile == profile.name]
         train = _training_summary(task_entries, paths.runs, ours)

@@ -22,7 +22,7 @@ from bench.training.settings import control_levels, run_recipe, training_levels,
 
 PROFILE_DIR = Path(__file__).resolve().parents[1] / "profiles"  # bench/profiles/*.yaml
 TRAIN_KEYS = {"steps", "batch", "crop", "lr", "lr_milestones", "lr_gamma", "checkpoint_every", "select", "data_protocol"}
-TASK_KEYS = {"train_dataset", "eval_dataset", "valid_dataset", "train_levels", "bank_levels", "eval_levels", "options"}
+TASK_KEYS = {"train_dataset", "eval_dataset", "valid_dataset", "train_levels", "bank_levels", "eval_levels", "options", "below_input"}
 TOP_KEYS = ("name", "description", "seed", "conventions", "train", "models", "tasks", "first", "tune", "gpu", "grid", "budget", "extends")
 SELECT = ("last", "best_validation")  # which weights a run keeps: its last, or its best on the validation set
 MERGED_SECTIONS = ("train", "models", "tune", "gpu", "grid", "budget")  # `extends:`: the child's keys override the base's, key by key
@@ -79,16 +79,11 @@ def load_profile(name_or_path: str) -> Profile:
     for key in ("name", "seed", "train", "models", "tasks"):
         if key not in raw:
             _fail(path, f"lacks the key {key!r}", "see bench/profiles/smoke.yaml for the layout")
-    unknown = set(raw["train"]) - TRAIN_KEYS
-    if unknown:
-        _fail(path, f"unknown train keys {sorted(unknown)}", f"allowed: {sorted(TRAIN_KEYS)}")
-    if raw["train"].get("select", "last") not in SELECT:
-        _fail(path, f"train.select is {raw['train']['select']!r}", f"use one of {', '.join(SELECT)} (which weights a run keeps)")
-    if raw["train"].get("data_protocol", "fresh") not in DATA_PROTOCOLS:
-        _fail(path, f"train.data_protocol is {raw['train']['data_protocol']!r}",
-              f"use one of {', '.join(DATA_PROTOCOLS)} (fixed: whole images degraded once; fresh: every crop degraded as drawn)")
+    _check_train(path, raw["train"], "train")
     for name, kwargs in raw["models"].items():
         model_cfg((kwargs or {}).get("model", name))  # unknown model -> did-you-mean error
+        if "train" in (kwargs or {}):
+            _check_train(path, kwargs["train"], f"models.{name}.train")
         weights = (kwargs or {}).get("weights")
         if weights is not None and not (isinstance(weights, dict) and all(t in TASKS and isinstance(f, (str, list)) for t, f in weights.items())):
             _fail(path, f"models.{name}.weights must map tasks to official file names, got {weights!r}",
@@ -116,6 +111,25 @@ def load_profile(name_or_path: str) -> Profile:
         gpu=check_gpu_flags(raw.get("gpu") or {}, f"profile {path}"), grid=grid_settings(raw.get("grid") or {}, f"profile {path}"),
         first=first, budget=_budget(raw.get("budget"), path),
     )
+
+
+def _check_train(path, train, where: str) -> None:
+    """A `train:` section (the profile's, or one entry's own, which overrides it key by key for that entry)."""
+    if not isinstance(train, dict):
+        _fail(path, f"{where} must be a mapping, got {train!r}", "write e.g. `train: {steps: 800, batch: 8}`")
+    unknown = set(train) - TRAIN_KEYS
+    if unknown:
+        _fail(path, f"unknown keys {sorted(unknown)} in {where}", f"allowed: {sorted(TRAIN_KEYS)}")
+    if train.get("select", "last") not in SELECT:
+        _fail(path, f"{where}.select is {train['select']!r}", f"use one of {', '.join(SELECT)} (which weights a run keeps)")
+    if train.get("data_protocol", "fresh") not in DATA_PROTOCOLS:
+        _fail(path, f"{where}.data_protocol is {train['data_protocol']!r}",
+              f"use one of {', '.join(DATA_PROTOCOLS)} (fixed: whole images degraded once; fresh: every crop degraded as drawn)")
+
+
+def entry_train(profile: Profile, name: str) -> dict:
+    """The training budget of one profile entry: the profile's `train:` with the entry's own `train:` on top."""
+    return {**profile.train, **((profile.models[name] or {}).get("train") or {})}
 
 
 def _budget(raw, path) -> dict:
@@ -168,7 +182,7 @@ def _per_task(value) -> bool:
 def model_kwargs(profile: Profile, model: str, task: str) -> dict:
     kwargs = dict(model_cfg(model_arch(profile, model)).task_kwargs.get(task, {}))
     for key, value in (profile.models[model] or {}).items():
-        if key in ("model", "weights"):
+        if key in ("model", "weights", "train"):
             continue
         if _per_task(value):
             if task not in value:
@@ -209,19 +223,20 @@ def expand(profile: Profile, tasks=None, models=None) -> list[Entry]:
             recipe = run_recipe(arch, task)
             if cfg.protocol == "bank":
                 for level in tcfg["bank_levels"]:
-                    entry.runs.append(_run(profile, arch, {**kwargs, "levels": [level]}, task, [level], "joint", recipe))
+                    entry.runs.append(_run(profile, model, {**kwargs, "levels": [level]}, task, [level], "joint", recipe))
             else:
                 levels = training_levels(recipe, tcfg["train_levels"])
-                entry.runs.append(_run(profile, arch, kwargs, task, levels, cfg.protocol, recipe))
+                entry.runs.append(_run(profile, model, kwargs, task, levels, cfg.protocol, recipe))
             entries.append(entry)
     return entries
 
 
-def _run(profile: Profile, model: str, kwargs: dict, task: str, levels, protocol: str, recipe) -> Run:
+def _run(profile: Profile, name: str, kwargs: dict, task: str, levels, protocol: str, recipe) -> Run:
     tcfg = profile.tasks[task]
+    model = model_arch(profile, name)
     revision = model_cfg(model).revision
     control = control_levels(recipe)
-    train = training_settings(recipe, profile.train, f"profile {profile.source}, {model} ({task})", bool(tcfg.get("valid_dataset")))
+    train = training_settings(recipe, entry_train(profile, name), f"profile {profile.source}, {name} ({task})", bool(tcfg.get("valid_dataset")))
     if train.get("select") == "best_validation" and not tcfg.get("valid_dataset"):
         raise HyperbenchError(f"profile {profile.source}: train.select is best_validation, but task {task} names no valid_dataset",
                               f"add `valid_dataset: <a held-out set>` to tasks.{task}, or drop `select:` (the last weights are kept)")
