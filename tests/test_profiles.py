@@ -143,9 +143,10 @@ def test_an_entry_may_train_longer_than_the_rest_and_the_rest_keep_their_runs(tm
 name: child
 extends: smoke
 models:
-  hyperres: {train: {steps: 7, lr_milestones: [5]}}
+  hyperres: {meta_blocks: 1, width: 8, train: {steps: 7, lr_milestones: [5]}}
 """)
     base, prof = load_profile("smoke"), load_profile(str(child))
+    assert {k: v for k, v in prof.models["hyperres"].items() if k != "train"} == base.models["hyperres"]  # only its budget differs
     runs = {(e.model, e.task): e.runs for e in expand(prof)}
     base_runs = {(e.model, e.task): e.runs for e in expand(base)}
     for (model, task), rs in runs.items():
@@ -155,7 +156,7 @@ models:
             assert rs[0].run_id != base_runs[(model, task)][0].run_id
         else:  # every other entry trains exactly as in the base profile: same runs, nothing retrained
             assert [r.run_id for r in rs] == [r.run_id for r in base_runs[(model, task)]]
-    assert "train" not in expand(prof, ["sr"], ["hyperres"])[0].model_kwargs
+    assert expand(prof, ["sr"], ["hyperres"])[0].model_kwargs == expand(base, ["sr"], ["hyperres"])[0].model_kwargs  # no `train` among them
 
 
 def test_an_entry_train_section_is_checked_like_the_profiles(tmp_path):

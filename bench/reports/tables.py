@@ -58,17 +58,17 @@ def task_table(profile: Profile, task_name: str, results: pd.DataFrame, entries:
         mean = sum(present) / len(present) if len(present) == len(levels) else math.nan
         return dict(cells + [("mean", mean)]), {float(lv): il for lv, il in zip(sub.level, sub.input_level)}
 
+    degraded = {metric: cells_of(INPUT, metric)[0] for metric in ("psnr", "ssim")}
     for model in [e.model for e in entries] + [INPUT]:
         for metric in ("psnr", "ssim"):
             values, given = cells_of(model, metric)
-            degraded, _ = cells_of(INPUT, metric)
             for lv, v in values.items():
                 p, conf, digits = published_value(pub, task_name, model, lv, metric)
                 rows.append({
                     "table": task.paper_table, "task": task_name, "model": model, "metric": metric, "level": lv,
                     "ours": v, "published": p, "delta": round(v - p, digits) if not (math.isnan(v) or math.isnan(p)) else math.nan,
                     "published_digits": digits, "published_confidence": conf, "input_level": given.get(float(lv), math.nan) if lv != "mean" else math.nan,
-                    "vs_input": v - degraded[lv] if model != INPUT else math.nan,
+                    "vs_input": v - degraded[metric][lv] if model != INPUT else math.nan,
                 })
     return pd.DataFrame(rows)
 
@@ -103,9 +103,9 @@ def below_input_notes(table: pd.DataFrame, profile: Profile, task_name: str) -> 
     """Under a table: every PSNR cell in which a model scores below its own degraded input, and the
     reason the profile gives for cells that cannot beat it for a cause other than training (`below_input:`)."""
     psnr = table[(table.metric == "psnr") & (table.model != INPUT) & (table.level != "mean")]
-    below = psnr[psnr.vs_input < 0]
     if psnr.vs_input.isna().all():
         return []
+    below = psnr[psnr.vs_input < 0]
     if below.empty:
         return ["Every model scores above its degraded input in PSNR at every level of this table."]
     cells = "; ".join(f"{PRETTY.get(m, m)} at {', '.join(level_label(task_name, lv) for lv in sub.level)}"
