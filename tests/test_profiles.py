@@ -166,3 +166,42 @@ def test_an_entry_train_section_is_checked_like_the_profiles(tmp_path):
     bad = _write(tmp_path / "bad2.yaml", "name: bad2\nextends: smoke\nmodels:\n  hyperres: {train: {select: best}}\n")
     with pytest.raises(HyperbenchError, match="select"):
         load_profile(str(bad))
+
+
+def test_an_entry_may_have_its_own_speed_flags_and_the_rest_keep_their_runs(tmp_path):
+    child = _write(tmp_path / "child.yaml", """
+name: child
+extends: smoke
+models:
+  hyperres: {meta_blocks: 1, width: 8, gpu: {bf16: true, channels_last: true}}
+""")
+    base, prof = load_profile("smoke"), load_profile(str(child))
+    runs = {(e.model, e.task): e for e in expand(prof)}
+    for entry in expand(base):
+        ours = runs[(entry.model, entry.task)]
+        if entry.model == "hyperres":
+            assert ours.runs[0].config["gpu"] == {"bf16": True, "channels_last": True}
+            assert ours.runs[0].run_id != entry.runs[0].run_id and ours.model_kwargs == entry.model_kwargs  # no `gpu` among them
+        else:
+            assert "gpu" not in ours.runs[0].config and [r.run_id for r in ours.runs] == [r.run_id for r in entry.runs]
+    bad = _write(tmp_path / "bad.yaml", "name: bad\nextends: smoke\nmodels:\n  hyperres: {gpu: {bf17: true}}\n")
+    with pytest.raises(HyperbenchError, match=r"models\.hyperres.*unknown gpu flags"):
+        load_profile(str(bad))
+
+
+def test_long_shares_quicks_zoo_runs_and_trains_only_its_own_main_models_longer():
+    quick, long = load_profile("quick"), load_profile("long")
+    quick_runs = {(e.model, e.task): [r.run_id for r in e.runs] for e in expand(quick)}
+    long_entries = expand(long)
+    assert {(e.model, e.task) for e in long_entries} == set(quick_runs)  # every entry of the zoo
+    for entry in long_entries:
+        if entry.model in long.first:
+            assert all(r.config["train"]["steps"] == 12000 and r.config["gpu"] == {"bf16": True, "channels_last": True} for r in entry.runs)
+            assert not set(r.run_id for r in entry.runs) & set(quick_runs[(entry.model, entry.task)])
+        else:  # after quick, only the longer HyperRes and per-level networks train
+            assert [r.run_id for r in entry.runs] == quick_runs[(entry.model, entry.task)]
+    for task in long.tasks:  # the same evaluation, so the zoo's stored per-image results are shared too
+        assert {k: v for k, v in long.task_cfg(task).items() if k not in ("bank_levels", "below_input")} == \
+            {k: v for k, v in quick.task_cfg(task).items() if k != "bank_levels"}
+    assert long.task_cfg("denoise")["bank_levels"] == [5, 25, 45, 65, 85] and long.task_cfg("sr")["bank_levels"] == [2, 3, 4, 5, 6]
+    assert long.task_cfg("dejpeg")["bank_levels"] == [10, 30, 50, 70, 80] and "CBSD432" in long.task_cfg("dejpeg")["below_input"]

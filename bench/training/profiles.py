@@ -84,6 +84,8 @@ def load_profile(name_or_path: str) -> Profile:
         model_cfg((kwargs or {}).get("model", name))  # unknown model -> did-you-mean error
         if "train" in (kwargs or {}):
             _check_train(path, kwargs["train"], f"models.{name}.train")
+        if "gpu" in (kwargs or {}):
+            check_gpu_flags(kwargs["gpu"], f"profile {path}, models.{name}")
         weights = (kwargs or {}).get("weights")
         if weights is not None and not (isinstance(weights, dict) and all(t in TASKS and isinstance(f, (str, list)) for t, f in weights.items())):
             _fail(path, f"models.{name}.weights must map tasks to official file names, got {weights!r}",
@@ -130,6 +132,12 @@ def _check_train(path, train, where: str) -> None:
 def entry_train(profile: Profile, name: str) -> dict:
     """The training budget of one profile entry: the profile's `train:` with the entry's own `train:` on top."""
     return {**profile.train, **((profile.models[name] or {}).get("train") or {})}
+
+
+def entry_gpu(profile: Profile, name: str) -> dict:
+    """The speed flags of one profile entry: the profile's `gpu:` with the entry's own `gpu:` on top (flags that are on)."""
+    own = (profile.models[name] or {}).get("gpu") or {}
+    return check_gpu_flags({**profile.gpu, **own}, f"profile {profile.source}, models.{name}")
 
 
 def _budget(raw, path) -> dict:
@@ -182,7 +190,7 @@ def _per_task(value) -> bool:
 def model_kwargs(profile: Profile, model: str, task: str) -> dict:
     kwargs = dict(model_cfg(model_arch(profile, model)).task_kwargs.get(task, {}))
     for key, value in (profile.models[model] or {}).items():
-        if key in ("model", "weights", "train"):
+        if key in ("model", "weights", "train", "gpu"):
             continue
         if _per_task(value):
             if task not in value:
@@ -236,6 +244,7 @@ def _run(profile: Profile, name: str, kwargs: dict, task: str, levels, protocol:
     model = model_arch(profile, name)
     revision = model_cfg(model).revision
     control = control_levels(recipe)
+    gpu = entry_gpu(profile, name)
     train = training_settings(recipe, entry_train(profile, name), f"profile {profile.source}, {name} ({task})", bool(tcfg.get("valid_dataset")))
     if train.get("select") == "best_validation" and not tcfg.get("valid_dataset"):
         raise HyperbenchError(f"profile {profile.source}: train.select is best_validation, but task {task} names no valid_dataset",
@@ -253,7 +262,7 @@ def _run(profile: Profile, name: str, kwargs: dict, task: str, levels, protocol:
         **({"control": control} if control else {}),  # the levels at control 0 and 1 (CResMD's official normalisation)
         **({"valid_dataset": tcfg.get("valid_dataset")} if train.get("select") == "best_validation" else {}),
         "seed": profile.seed,
-        **({"gpu": profile.gpu} if profile.gpu else {}),  # only when a flag is on: run ids of profiles without it stay the same
+        **({"gpu": gpu} if gpu else {}),  # only when a flag is on: run ids of profiles and entries without it stay the same
         **({"revision": revision} if revision else {}),  # only when bumped: other entries keep their run ids
         **({"task_revision": get_task(task).revision} if get_task(task).revision else {}),  # likewise per task
     })
