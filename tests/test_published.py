@@ -86,6 +86,7 @@ def test_published_values_and_differences_keep_the_printed_precision():
 def test_every_cell_shows_its_gap_to_the_degraded_input_and_the_cells_below_it_are_named():
     from dataclasses import replace
 
+    from bench.reports.markdown import markdown_table
     from bench.reports.tables import _wide, below_input_notes, task_table
     from bench.training.profiles import expand, load_profile
 
@@ -104,6 +105,8 @@ def test_every_cell_shows_its_gap_to_the_degraded_input_and_the_cells_below_it_a
     header, body = _wide(table, "dejpeg")
     start = next(i for i, r in enumerate(body) if r[:3] == ["HyperRes", "PSNR", "paper"])
     assert body[start + 3][2] == "ours − input" and body[start + 3][header.index("q=10")] == "+1.50"
+    markdown = markdown_table(body, header)  # an all-number column keeps its signs and digits as formatted
+    assert "| +1.50 " in markdown and "| 29.00 " in markdown
     note = below_input_notes(table, quick, "dejpeg")[0]
     assert "HyperRes at q=50, q=70, q=80" in note and "Per-level networks (paper: Baseline) at q=80" in note and "Known limit" not in note
     limited = replace(quick, tasks={**quick.tasks, "dejpeg": {**quick.tasks["dejpeg"], "below_input": "the training set is JPEG."}})

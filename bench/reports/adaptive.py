@@ -9,11 +9,11 @@ import textwrap
 from pathlib import Path
 
 import pandas as pd
-from tabulate import tabulate
 
 from bench.common.atomic import atomic_write_text
 from bench.models.catalog import model_cfg, param_count
 from bench.reports.figures import pyplot, save_figure
+from bench.reports.markdown import markdown_table
 from bench.reports.published import applicable, published
 from bench.tasks.task import get_task
 from bench.training.profiles import Entry, Profile
@@ -95,7 +95,7 @@ def write_adaptive_reports(profile: Profile, results: pd.DataFrame, entries: lis
         header = ["task", "dataset", "model", "levels", "ours mean PSNR", "paper", "ours − paper"]
         text = "\n".join([
             "## Table 4 — mean PSNR over the evaluation levels, HyperRes vs CResMD", "",
-            tabulate(body, header, tablefmt="github"), "",
+            markdown_table(body, header), "",
             "- The paper's Table 4 numbers are not legible in any source found ('—'); only its text survives "
             "(CResMD has 32 residual blocks, 16 more than HyperRes, and HyperRes is reported more accurate overall).",
             f"- {CONTROL_NOTE}.", "",

@@ -16,6 +16,7 @@ from bench.evaluation.results import read_results
 from bench.models.catalog import list_models, model_cfg, param_count
 from bench.reports.adaptive import write_adaptive_reports
 from bench.reports.figures import pyplot, save_figure
+from bench.reports.markdown import markdown_table
 from bench.reports.published import applicable, published, published_value
 from bench.tasks.task import get_task
 from bench.training.profiles import Entry, Profile, model_arch, model_kwargs
@@ -266,7 +267,7 @@ def write_reports(profile: Profile, paths, entries: list[Entry], absent: list[En
         ours = results[results.profile == profile.name]
         train = _training_summary(task_entries, paths.runs, ours)
         title = f"{task.paper_table} — {task.title}, {profile.task_cfg(task_name)['eval_dataset']}: PSNR [dB] and SSIM"
-        md = [f"## {title}", "", tabulate(body, header, tablefmt="github"), ""] + [f"- {n}" for n in notes]
+        md = [f"## {title}", "", markdown_table(body, header), ""] + [f"- {n}" for n in notes]
         md += ["", "Training (data = the data protocol, fixed: whole images degraded once, fresh: every crop degraded as drawn; "
                "weights evaluated = the last ones or the best validation checkpoint; "
                "final L1 = moving average of the L1 training loss at the last step, per-level networks in level order; "
