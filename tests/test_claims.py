@@ -7,6 +7,7 @@ from bench.apps.reproduce import Paths
 from bench.evaluation.results import per_image_file
 from bench.reports.claims import FAILS, HOLDS, UNMEASURABLE, claims, write_claims
 from bench.training.profiles import expand, load_profile
+from bench.tuning.current import mark_current, tuning_dir
 
 
 def _store(paths, profile, entries, task, offset_db, images=20, seed=0):
@@ -54,3 +55,39 @@ def test_missing_entries_and_undefined_numbers_are_not_measurable(tmp_path):
     assert summary.startswith("Claims of the paper at this profile's scale: 2 hold, 0 do not hold")
     assert (paths.tables_dir("quick") / "README.md").read_text().splitlines()[:3] == ["# Generated tables", "", summary]
     assert "| claim" in out.read_text() and "never set by hand" in out.read_text()
+
+
+def test_a_comparison_between_entries_of_different_budgets_says_so(tmp_path):
+    profile = load_profile("long")  # HyperRes trains 12,000 steps there, CResMD 800
+    entries = [e for e in expand(profile, tasks=["denoise"]) if e.model in ("hyperres", "cresmd")]
+    paths = Paths(runs=tmp_path / "runs", results=tmp_path / "results", tables=tmp_path / "tables")
+    _store(paths, profile, entries, "denoise", 0.5)
+    cresmd = next(c for c in claims(profile, paths, entries) if "CResMD" in c.claim)
+    assert cresmd.verdict == HOLDS and "unequal budgets: hyperres 12,000, cresmd 800 steps per training stage" in cresmd.measured
+    *_, found = _table_claims(tmp_path / "quick", -0.1)  # quick: HyperRes and the per-level networks share a budget
+    assert not any("unequal budgets" in c.measured for c in found)
+
+
+def test_tuning_claims_read_the_current_runs_files_and_count_each_noisy_input_once(tmp_path):
+    profile, paths, entries, _ = _table_claims(tmp_path, -0.1)
+    folder = tuning_dir(paths, profile.name)
+    folder.mkdir(parents=True)
+
+    def optimal(name, offset):  # best - true = offset at every level, grid step 1
+        rows = [{"task": "dejpeg", "model": "hyperres", "image": f"im{i}", "level": lv, "reference": lv, "best": lv + offset, "step": 1.0}
+                for i in range(3) for lv in (10, 30, 50)]
+        pd.DataFrame(rows).to_csv(folder / name, index=False)
+        return folder / name
+
+    optimal("optimal-dejpeg-hyperres-0ld0ld0ld0ld.csv", 9.0)  # an earlier run's cache, left in place
+    optimal("optimal-dejpeg-hyperres-1block-aaaaaaaaaaaa.csv", 7.0)  # another entry whose name starts alike
+    mark_current(paths, profile.name, "optimal-dejpeg-hyperres", optimal("optimal-dejpeg-hyperres-c0ffeec0ffee.csv", 0.5))
+    blind = pd.DataFrame([{"model": m, "image": f"im{i}", "level": 25.0, "estimate": 25.0 + (3.0 if i == 0 else 1.0)}
+                          for m in ("hyperres", "hyperres-1block") for i in range(4)])
+    blind.to_csv(folder / "blind-denoise-b1b1b1b1b1b1.csv", index=False)
+    mark_current(paths, profile.name, "blind-denoise", folder / "blind-denoise-b1b1b1b1b1b1.csv")
+    found = claims(profile, paths, entries)
+    fig5 = next(c for c in found if c.where == "Fig 5")
+    assert fig5.verdict == HOLDS and "3 of 3 levels; mean |best − true| 0.50" in fig5.measured
+    estimator = next(c for c in found if "noise estimator" in c.claim)
+    assert estimator.measured == "75.0 % within ±2 σ (4 estimates)"  # 4 noisy inputs, each restored by two models

@@ -8,10 +8,13 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from bench.training.profiles import PROFILE_DIR
+
 console = Console()
 
 
-ProfileOpt = typer.Option("smoke", "--profile", "-p", help="smoke | quick | paper, or a path to a profile YAML")
+BUNDLED_PROFILES = " | ".join(sorted(p.stem for p in PROFILE_DIR.glob("*.yaml")))
+ProfileOpt = typer.Option("smoke", "--profile", "-p", help=f"{BUNDLED_PROFILES}, or a path to a profile YAML")
 
 
 TasksOpt = typer.Option(None, "--tasks", "-t", help="comma-separated subset of denoise,dejpeg,sr")

@@ -15,14 +15,15 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tabulate import tabulate
 
 from bench.common.atomic import atomic_write_text
 from bench.evaluation.results import per_image_file, read_results
 from bench.models.catalog import param_count
+from bench.reports.markdown import markdown_table
 from bench.reports.published import published, published_value
 from bench.tasks.task import get_task
-from bench.training.profiles import Entry, Profile
+from bench.training.profiles import Entry, Profile, entry_train
+from bench.tuning.current import current_frame
 
 MARGIN_DB = 0.1  # the paper's gaps are printed to 0.01 dB; 0.1 dB is the margin a claim of "on par" allows
 HOLDS, FAILS, UNMEASURABLE = "holds", "does not hold", "not measurable"
@@ -64,6 +65,14 @@ def _verdict(gap, floor) -> tuple[str, str]:
     return f"{value:+.2f} dB (tolerance {tol:.2f}, {n} images)", HOLDS if value >= floor - tol else FAILS
 
 
+def _unequal_budget(profile, a: Entry | None, b: Entry | None) -> str:
+    """A remark when the two entries of a comparison trained for different step counts (it then measures budget too)."""
+    if a is None or b is None:
+        return ""
+    steps = [entry_train(profile, e.model)["steps"] for e in (a, b)]
+    return "" if steps[0] == steps[1] else f"; unequal budgets: {a.model} {steps[0]:,}, {b.model} {steps[1]:,} steps per training stage"
+
+
 def _find(entries, task, pred) -> Entry | None:
     return next((e for e in entries if e.task == task and pred(e)), None)
 
@@ -84,6 +93,7 @@ def table_claims(profile, paths, entries, task_name) -> list[Claim]:
     claims = []
     gap = _gap(profile, paths, hyper, bank, task_name, printed) if hyper and bank and len(printed) == len(task.table_levels) else None
     measured, verdict = _verdict(gap, paper_mean)
+    measured += _unequal_budget(profile, hyper, bank)
     claims.append(Claim(f"{task_name}: one HyperRes is on par with a network per level", f"{task.paper_table}, mean of the printed levels",
                         f"HyperRes − per-level {paper_mean:+.2f} dB", measured, verdict,
                         f"holds if the measured gap ≥ the paper's gap − tolerance (0.1 dB + 2 SE over images); levels {', '.join(f'{v:g}' for v in printed)}"))
@@ -92,6 +102,7 @@ def table_claims(profile, paths, entries, task_name) -> list[Claim]:
     paper_gap = _published_gap(published(), task_name, untrained)
     gap = _gap(profile, paths, hyper, bank, task_name, untrained) if hyper and bank and untrained else None
     measured, verdict = _verdict(gap, paper_gap if paper_gap is not None else 0.0)
+    measured += _unequal_budget(profile, hyper, bank)
     claims.append(Claim(f"{task_name}: at levels HyperRes was not trained on, it is on par with the network trained there",
                         f"{task.paper_table}, levels {', '.join(f'{v:g}' for v in untrained) or 'none'}",
                         f"{paper_gap:+.2f} dB" if paper_gap is not None else "—", measured, verdict if untrained else UNMEASURABLE,
@@ -113,6 +124,7 @@ def small_model_claims(profile, paths, entries, task_name) -> list[Claim]:
             continue
         ours, theirs = param_count(small.arch, **small.model_kwargs), param_count(other.arch, **other.model_kwargs)
         measured, verdict = _verdict(_gap(profile, paths, small, other, task_name, levels), 0.0)
+        measured += _unequal_budget(profile, small, other)
         verdict = verdict if ours < theirs or verdict == UNMEASURABLE else FAILS
         claims.append(Claim(f"{task_name}: small HyperRes ({ours:,} params) ≥ {rival} ({theirs:,}) at fewer parameters", figure,
                             "curves only (no printed numbers)", measured, verdict,
@@ -124,18 +136,18 @@ def cresmd_claim(profile, paths, entries, task_name) -> Claim:
     hyper, cresmd = _find(entries, task_name, lambda e: e.model == "hyperres"), _find(entries, task_name, lambda e: e.model == "cresmd")
     gap = _gap(profile, paths, hyper, cresmd, task_name, profile.task_cfg(task_name)["eval_levels"]) if hyper and cresmd else None
     measured, verdict = _verdict(gap, 0.0)
-    return Claim(f"{task_name}: HyperRes ≥ CResMD (32 blocks)", "Table 4", "lost: no number of Table 4 is legible", measured, verdict,
+    return Claim(f"{task_name}: HyperRes ≥ CResMD (32 blocks)", "Table 4", "lost: no number of Table 4 is legible",
+                 measured + _unequal_budget(profile, hyper, cresmd), verdict,
                  "holds if HyperRes' mean PSNR over all evaluation levels ≥ CResMD's − tolerance (the paper's text: HyperRes more accurate)")
 
 
 def tuning_claims(profile, paths) -> list[Claim]:
-    folder = paths.results / profile.name / "tuning"
-    optimal = [pd.read_csv(f) for f in sorted(folder.glob("optimal-*-hyperres-*.csv"))] if folder.is_dir() else []
-    frame = pd.concat(optimal, ignore_index=True) if optimal else pd.DataFrame()
-    rows = frame[frame.task == "dejpeg"] if len(frame) and (frame.task == "dejpeg").any() else frame
-    if rows.empty:
+    """Fig 5 and the noise estimator, from the tuning results of the profile's current runs (bench.tuning.current)."""
+    optimal = {task: current_frame(paths, profile.name, f"optimal-{task}-hyperres") for task in ("dejpeg", "denoise", "sr")}
+    rows = next((frame for frame in optimal.values() if frame is not None), None)  # the paper's Fig 5 is deJPEG
+    if rows is None:
         fig5 = Claim("the best input level is the true level", "Fig 5", "negligible difference (bars, no numbers)", "—", UNMEASURABLE,
-                     "no tuning results of HyperRes in this profile")
+                     "no tuning results of HyperRes's current runs in this profile (run `hyperbench tune`)")
     else:
         per_level = rows.assign(dev=(rows.best - rows.reference).abs()).groupby("level")[["dev", "step"]].mean()
         within = per_level.dev <= per_level.step
@@ -143,12 +155,12 @@ def tuning_claims(profile, paths) -> list[Claim]:
                      "negligible difference (bars, no numbers)",
                      f"{int(within.sum())} of {len(within)} levels; mean |best − true| {per_level.dev.mean():.2f} (grid step {per_level.step.mean():.2f})",
                      HOLDS if within.all() else FAILS, "holds if at every true level the mean |best − true| over images ≤ the search's grid step")
-    blind = sorted(folder.glob("blind-*.csv")) if folder.is_dir() else []
+    blind = current_frame(paths, profile.name, "blind-denoise")
     measured = "—"
-    if blind:
-        b = pd.read_csv(blind[-1])
+    if blind is not None:
+        estimates = blind.drop_duplicates(["image", "level"])  # one estimate per noisy input, whichever models restored it
         tol = float(profile.tune.get("blind", {}).get("tolerance", 2))
-        measured = f"{100 * float(((b.estimate - b.level).abs() <= tol).mean()):.1f} % within ±{tol:g} σ ({len(b)} estimates)"
+        measured = f"{100 * float(((estimates.estimate - estimates.level).abs() <= tol).mean()):.1f} % within ±{tol:g} σ ({len(estimates)} estimates)"
     estimator = Claim("the noise estimator is accurate", "Sec. 4.4", "98.23 % 'average accuracy'", measured, UNMEASURABLE,
                       "the paper does not define its accuracy (no tolerance, classes or test set), so no rule can compare with it")
     return [fig5, estimator]
@@ -172,7 +184,7 @@ def write_claims(profile: Profile, paths, entries: list[Entry]) -> tuple[Path, s
     body = [[c.claim, c.where, c.paper, c.measured, c.verdict, c.rule] for c in found]
     text = "\n".join([
         f"# The paper's claims — profile `{profile.name}`", "", summary, "",
-        tabulate(body, ["claim", "where", "paper", "measured here", "verdict", "rule"], tablefmt="github"), "",
+        markdown_table(body, ["claim", "where", "paper", "measured here", "verdict", "rule"]), "",
         f"- Tolerance: {MARGIN_DB} dB plus twice the standard error of the per-image PSNR difference; verdicts are computed from "
         f"{read_results(paths.results_file(profile.name)).shape[0]} stored result rows and the per-image rows beside them, never set by hand.",
         f"- Profile `{profile.name}` differs from the paper in: " + ("; ".join(profile.conventions) or "nothing declared") + ".", "",

@@ -40,6 +40,7 @@ from bench.reports.tuning import write_tuning_reports
 from bench.tasks.task import Task, get_task
 from bench.training.profiles import Entry, Profile, expand
 from bench.tuning import blind
+from bench.tuning.current import mark_current, tuning_dir
 from bench.tuning.search import maximise
 from bench.weights.profile_import import profile_entries
 
@@ -209,8 +210,9 @@ def optimal_frame(profile: Profile, paths, entry: Entry, model, settings: TuneSe
     })
     images = load_dataset(tcfg["eval_dataset"], data_root, colour=task.channels)[: settings.images]
     t0 = time.time()
-    path = paths.results / profile.name / "tuning" / f"optimal-{entry.task}-{entry.model}-{key}.csv"
+    path = tuning_dir(paths, profile.name) / f"optimal-{entry.task}-{entry.model}-{key}.csv"
     frame = cached_frame(path, partial(tune_entry, profile, entry, model, images, settings), log)
+    mark_current(paths, profile.name, f"optimal-{entry.task}-{entry.model}", path)
     log(f"optimal control search {entry.model} {entry.task}: {len(frame)} searches in {time.time() - t0:.0f} s")
     return frame
 
@@ -232,9 +234,10 @@ def blind_frame(profile: Profile, paths, trained: list, settings: TuneSettings, 
     })
     models = {e.model: model for e, model in trained if e.task == "denoise"}
     t0 = time.time()
-    path = paths.results / profile.name / "tuning" / f"blind-denoise-{key}.csv"
+    path = tuning_dir(paths, profile.name) / f"blind-denoise-{key}.csv"
     compute = partial(blind.blind_rows, models, estimator, images, levels, profile.seed, tcfg["options"], tcfg["eval_dataset"])
     frame = cached_frame(path, compute, log).assign(dataset=tcfg["eval_dataset"])
+    mark_current(paths, profile.name, "blind-denoise", path)
     log(f"blind denoising on {len(images)} images x {len(levels)} levels in {time.time() - t0:.0f} s ({text})")
     return frame, text
 
