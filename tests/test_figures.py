@@ -64,10 +64,14 @@ def test_psnr_figure_draws_the_stored_results(tmp_path):
 
     profile = load_profile("smoke")
     rows = [{"profile": "smoke", "model": m, "task": "denoise", "metric": "psnr", "level": lv, "value": v}
-            for m, base in (("hyperres", 30.0), ("degraded-input", 20.0)) for lv, v in zip((25, 65), (base, base - 5))]
+            for m, base in (("hyperres", 30.0), ("degraded-input", 20.0), ("perlevel", 30.5), ("adafm", 29.0), ("hinet", 28.0), ("dni", 27.0))
+            for lv, v in zip((25, 65), (base, base - 5))]
     fig = psnr_figure(profile, "denoise", pd.DataFrame(rows))
     lines = {line.get_label(): line for line in fig.axes[0].get_lines() if not line.get_label().startswith("_")}
     assert list(lines["HyperRes (ours)"].get_ydata()) == [30.0, 25.0]
+    colours = [line.get_color() for line in lines.values()]
+    assert len(set(colours)) == len(colours) == 6  # every entry tells apart from the others, HyperRes red as elsewhere
+    assert lines["HyperRes (ours)"].get_color() == "tab:red"
     assert list(lines["Degraded input (ours)"].get_xdata()) == [25, 65] and list(lines["Degraded input (ours)"].get_ydata()) == [20.0, 15.0]
     assert text_overlaps(fig) == []
     pyplot().close("all")

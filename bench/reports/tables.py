@@ -217,8 +217,11 @@ def psnr_figure(profile: Profile, task_name: str, results: pd.DataFrame):
     ours = results[(results.task == task_name) & (results.profile == profile.name) & (results.metric == "psnr")]
     pub, _ = applicable(published(), task_name, tcfg["eval_dataset"], task.metric.key())
     pub = pub[(pub.metric == "psnr") & (pub.level != "mean") & (pub.value != "NA")]
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    colours = {"hyperres": "tab:red", "perlevel": "tab:blue", INPUT: "tab:gray"}
+    fig, ax = plt.subplots(figsize=(8.4, 4.2))
+    colours = {"hyperres": "tab:red", "perlevel": "tab:blue", INPUT: "tab:gray"}  # as in every figure
+    spare = ["tab:orange", "tab:green", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan", "black"]
+    for model in sorted(set(ours.model) - set(colours)):  # one colour per entry, so no two lines look alike
+        colours[model] = spare[len(colours) - 3] if len(colours) - 3 < len(spare) else None
     for model, sub in ours.groupby("model"):
         sub = sub.sort_values("level")
         ax.plot(sub.level, sub.value, marker="o", ms=3, color=colours.get(model), ls="--" if model == INPUT else "-",
@@ -232,7 +235,7 @@ def psnr_figure(profile: Profile, task_name: str, results: pd.DataFrame):
     ax.set_ylabel("PSNR [dB]")
     ax.set_title(f"{task.title}, {tcfg['eval_dataset']} — profile {profile.name}")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))  # beside the axes: it hides no line
     fig.tight_layout()
     return fig
 
