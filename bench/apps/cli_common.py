@@ -8,13 +8,12 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from bench.training.profiles import PROFILE_DIR
+from bench.training.profiles import bundled_profiles
 
 console = Console()
 
 
-BUNDLED_PROFILES = " | ".join(sorted(p.stem for p in PROFILE_DIR.glob("*.yaml")))
-ProfileOpt = typer.Option("smoke", "--profile", "-p", help=f"{BUNDLED_PROFILES}, or a path to a profile YAML")
+ProfileOpt = typer.Option("smoke", "--profile", "-p", help=f"{' | '.join(bundled_profiles())}, or a path to a profile YAML")
 
 
 TasksOpt = typer.Option(None, "--tasks", "-t", help="comma-separated subset of denoise,dejpeg,sr")

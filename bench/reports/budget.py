@@ -18,7 +18,7 @@ from bench.common.checkpoint import load_state_into, load_tensors
 from bench.data.loading import load_dataset
 from bench.evaluation import evaluate as ev
 from bench.models.catalog import create_model
-from bench.reports.figures import pyplot, save_figure
+from bench.reports.figures import ENTRY_COLOURS, pyplot, save_figure
 from bench.reports.published import applicable, published, published_value
 from bench.tasks.task import get_task
 from bench.training.plan import plan
@@ -84,11 +84,10 @@ def budget_figure(profile: Profile, task_name: str, frame: pd.DataFrame):
     plt = pyplot()
     task, tcfg = get_task(task_name), profile.task_cfg(task_name)
     fig, ax = plt.subplots(figsize=(6.4, 4.2), layout="constrained")
-    colours = {"hyperres": "tab:red", "perlevel": "tab:blue"}
     for model in MODELS:
         sub = frame[frame.model == model].sort_values("fraction")
         if len(sub):
-            ax.plot(sub.train_flops / 1e15, sub.psnr, marker="o", color=colours[model], label=f"{model} (ours: ¼, ½, all steps)")
+            ax.plot(sub.train_flops / 1e15, sub.psnr, marker="o", color=ENTRY_COLOURS[model], label=f"{model} (ours: ¼, ½, all steps)")
     inputs = frame[frame.model == ev.INPUT]
     if len(inputs):
         ax.axhline(inputs.psnr.iloc[0], color="tab:gray", ls=":", label="degraded input")
@@ -96,7 +95,7 @@ def budget_figure(profile: Profile, task_name: str, frame: pd.DataFrame):
     for model in MODELS:
         value = published_value(pub, task_name, model, "mean", "psnr")[0]
         if not math.isnan(value):
-            ax.axhline(value, color=colours[model], ls="--", alpha=0.6, label=f"{model} (paper, all {tcfg['eval_dataset']} images)")
+            ax.axhline(value, color=ENTRY_COLOURS[model], ls="--", alpha=0.6, label=f"{model} (paper, all {tcfg['eval_dataset']} images)")
     ax.set_xscale("log")
     ax.set_xlabel("training compute [PFLOP] (3 x forward FLOPs per step)")
     ax.set_ylabel("mean PSNR at the printed levels [dB]")

@@ -143,8 +143,8 @@ def cresmd_claim(profile, paths, entries, task_name) -> Claim:
 
 def tuning_claims(profile, paths) -> list[Claim]:
     """Fig 5 and the noise estimator, from the tuning results of the profile's current runs (bench.tuning.current)."""
-    optimal = {task: current_frame(paths, profile.name, f"optimal-{task}-hyperres") for task in ("dejpeg", "denoise", "sr")}
-    rows = next((frame for frame in optimal.values() if frame is not None), None)  # the paper's Fig 5 is deJPEG
+    tuned = (current_frame(paths, profile.name, f"optimal-{task}-hyperres") for task in ("dejpeg", "denoise", "sr"))
+    rows = next((frame for frame in tuned if frame is not None), None)  # the paper's Fig 5 is deJPEG; read until one is found
     if rows is None:
         fig5 = Claim("the best input level is the true level", "Fig 5", "negligible difference (bars, no numbers)", "—", UNMEASURABLE,
                      "no tuning results of HyperRes's current runs in this profile (run `hyperbench tune`)")

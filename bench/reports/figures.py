@@ -8,6 +8,9 @@ from pathlib import Path
 
 from bench.common.atomic import atomic_write_bytes
 
+ENTRY_COLOURS = {"hyperres": "tab:red", "perlevel": "tab:blue"}  # the main comparison, alike in every figure
+SPARE_COLOURS = ["tab:orange", "tab:green", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan", "black"]
+
 
 class FigureLayoutWarning(UserWarning):
     """Texts of a figure overlap (the test suite turns this into an error)."""

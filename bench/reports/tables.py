@@ -15,7 +15,7 @@ from bench.evaluation.evaluate import INPUT
 from bench.evaluation.results import read_results
 from bench.models.catalog import list_models, model_cfg, param_count
 from bench.reports.adaptive import write_adaptive_reports
-from bench.reports.figures import pyplot, save_figure
+from bench.reports.figures import ENTRY_COLOURS, SPARE_COLOURS, pyplot, save_figure
 from bench.reports.markdown import markdown_table
 from bench.reports.published import applicable, published, published_value
 from bench.tasks.task import get_task
@@ -218,10 +218,9 @@ def psnr_figure(profile: Profile, task_name: str, results: pd.DataFrame):
     pub, _ = applicable(published(), task_name, tcfg["eval_dataset"], task.metric.key())
     pub = pub[(pub.metric == "psnr") & (pub.level != "mean") & (pub.value != "NA")]
     fig, ax = plt.subplots(figsize=(8.4, 4.2))
-    colours = {"hyperres": "tab:red", "perlevel": "tab:blue", INPUT: "tab:gray"}  # as in every figure
-    spare = ["tab:orange", "tab:green", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan", "black"]
-    for model in sorted(set(ours.model) - set(colours)):  # one colour per entry, so no two lines look alike
-        colours[model] = spare[len(colours) - 3] if len(colours) - 3 < len(spare) else None
+    colours = {**ENTRY_COLOURS, INPUT: "tab:gray"}
+    # one colour per entry, so no two lines look alike (past the spare colours, matplotlib's cycle)
+    colours |= dict(zip(sorted(set(ours.model) - set(colours)), SPARE_COLOURS))
     for model, sub in ours.groupby("model"):
         sub = sub.sort_values("level")
         ax.plot(sub.level, sub.value, marker="o", ms=3, color=colours.get(model), ls="--" if model == INPUT else "-",

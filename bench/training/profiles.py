@@ -68,13 +68,17 @@ def _fail(path, problem, fix):
     raise HyperbenchError(f"profile {path}: {problem}", fix)
 
 
+def bundled_profiles() -> list[str]:
+    """The names of the profiles shipped in bench/profiles/."""
+    return sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
+
+
 def load_profile(name_or_path: str) -> Profile:
     path = Path(name_or_path)
     if not path.suffix:
         path = PROFILE_DIR / f"{name_or_path}.yaml"
     if not path.is_file():
-        known = sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
-        raise HyperbenchError(f"unknown profile {name_or_path!r}", did_you_mean(str(name_or_path), known) + " (or give a path to a YAML file)")
+        raise HyperbenchError(f"unknown profile {name_or_path!r}", did_you_mean(str(name_or_path), bundled_profiles()) + " (or give a path to a YAML file)")
     raw = _read_yaml(path)
     for key in ("name", "seed", "train", "models", "tasks"):
         if key not in raw:
