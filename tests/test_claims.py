@@ -58,12 +58,12 @@ def test_missing_entries_and_undefined_numbers_are_not_measurable(tmp_path):
 
 
 def test_a_comparison_between_entries_of_different_budgets_says_so(tmp_path):
-    profile = load_profile("long")  # HyperRes trains 12,000 steps there, CResMD 800
+    profile = load_profile("long")  # HyperRes trains 9,000 denoising steps there, CResMD 800
     entries = [e for e in expand(profile, tasks=["denoise"]) if e.model in ("hyperres", "cresmd")]
     paths = Paths(runs=tmp_path / "runs", results=tmp_path / "results", tables=tmp_path / "tables")
     _store(paths, profile, entries, "denoise", 0.5)
     cresmd = next(c for c in claims(profile, paths, entries) if "CResMD" in c.claim)
-    assert cresmd.verdict == HOLDS and "unequal budgets: hyperres 12,000, cresmd 800 steps per training stage" in cresmd.measured
+    assert cresmd.verdict == HOLDS and "unequal budgets: hyperres 9,000, cresmd 800 steps per training stage" in cresmd.measured
     *_, found = _table_claims(tmp_path / "quick", -0.1)  # quick: HyperRes and the per-level networks share a budget
     assert not any("unequal budgets" in c.measured for c in found)
 

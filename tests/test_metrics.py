@@ -117,6 +117,21 @@ def test_ssim_valid_region_is_skimage_cropped_map():
     assert abs(interior.mean() - mssim) < TOL
 
 
+def test_a_reference_scored_against_many_outputs_gives_the_bits_of_a_fresh_computation():
+    """evaluate() prepares each ground truth once (Reference) for every model and level; nothing may move."""
+    from bench.metrics.quality import Reference
+
+    rng = np.random.default_rng(3)
+    for shape, spec in [((40, 52, 3), MetricSpec("rgb")), ((40, 52, 3), MetricSpec("y", crop_border=3, round_y=True)), ((33, 35), MetricSpec("gray"))]:
+        ref = rng.integers(0, 256, size=shape, dtype=np.uint8)
+        reference = Reference(ref, spec)
+        for noise in (5, 30, 0):
+            out = np.clip(ref.astype(int) + rng.integers(-noise, noise + 1, size=shape), 0, 255).astype(np.uint8)
+            assert reference.ssim(out) == ssim(out, ref, spec) and reference.psnr(out) == psnr(out, ref, spec)
+    with pytest.raises(ValueError, match="shape mismatch"):
+        reference.ssim(np.zeros((33, 34), np.uint8))
+
+
 def test_ssim_identical_is_one():
     _, ref = _pair((30, 30, 3))
     assert ssim(ref, ref.copy(), MetricSpec()) == pytest.approx(1.0, abs=1e-12)

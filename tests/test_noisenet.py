@@ -52,6 +52,25 @@ def test_estimates_follow_the_noise_on_sample_images(official):
     assert all(abs(r["estimate"] - r["level"]) < 3 for r in rows), rows
 
 
+def test_flushing_the_official_subnormal_weights_leaves_every_estimate_unchanged(official):
+    """load_official zeroes the subnormal weights (most of the file) for speed; the raw file's weights give the same bits."""
+    from bench.common.checkpoint import load_pth, load_state_into
+
+    raw_state = load_pth(official)
+    tiny = torch.finfo(torch.float32).tiny
+    assert sum(int(((v != 0) & (v.abs() < tiny)).sum()) for v in raw_state.values()) > 100_000  # why the flush exists
+    raw = create_model("noisenet", crops=2, seed=0)
+    load_state_into(raw, raw_state, str(official))
+    flushed = noisenet_official.load_official(official, crops=2)
+    assert not any(bool(((v != 0) & (v.abs() < tiny)).any()) for v in flushed.state_dict().values())
+    image = load_dataset("skimage-eval")[0]
+    levels = [0.0, 5.0, 30.0, 60.0, 100.0]
+    with torch.no_grad():
+        ours = accuracy_rows(flushed, [image], levels, seed=0, options={"clip": True, "quantise": "floor"})
+        theirs = accuracy_rows(raw.eval(), [image], levels, seed=0, options={"clip": True, "quantise": "floor"})
+    assert [r["estimate"] for r in ours] == [r["estimate"] for r in theirs]
+
+
 def test_crops_are_seeded_and_counted():
     torch.manual_seed(0)
     model = create_model("noisenet", width=8, crops=3, seed=0)

@@ -159,6 +159,35 @@ models:
     assert expand(prof, ["sr"], ["hyperres"])[0].model_kwargs == expand(base, ["sr"], ["hyperres"])[0].model_kwargs  # no `train` among them
 
 
+def test_a_train_section_may_give_one_task_its_own_budget_and_the_other_tasks_keep_their_runs(tmp_path):
+    child = _write(tmp_path / "child.yaml", """
+name: child
+extends: smoke
+train: {denoise: {batch: 3}}
+models:
+  hyperres: {meta_blocks: 1, width: 8, train: {steps: 7, sr: {steps: 11, lr_milestones: [9]}}}
+""")
+    base, prof = load_profile("smoke"), load_profile(str(child))
+    base_runs = {(e.model, e.task): e.runs for e in expand(base)}
+    for entry in expand(prof):
+        train = entry.runs[0].config["train"]
+        assert not set(train) & {"denoise", "dejpeg", "sr"}  # task sections are resolved, never stored in a run
+        if entry.model == "hyperres":  # profile, profile's task section, entry, entry's task section: the later wins
+            assert train["steps"] == (11 if entry.task == "sr" else 7)
+            assert train["lr_milestones"] == ([9] if entry.task == "sr" else base.train["lr_milestones"])
+        else:
+            assert train["steps"] == base.train["steps"]
+        assert train["batch"] == (3 if entry.task == "denoise" else base.train["batch"])
+        if entry.task != "denoise" and entry.model != "hyperres":  # untouched: the same runs as the base profile's
+            assert [r.run_id for r in entry.runs] == [r.run_id for r in base_runs[(entry.model, entry.task)]]
+    bad = _write(tmp_path / "bad.yaml", "name: bad\nextends: smoke\nmodels:\n  hyperres: {train: {sr: {stepz: 7}}}\n")
+    with pytest.raises(HyperbenchError, match=r"models\.hyperres\.train\.sr"):
+        load_profile(str(bad))
+    bad = _write(tmp_path / "bad2.yaml", "name: bad2\nextends: smoke\nmodels:\n  hyperres: {train: {sr: {dejpeg: {steps: 7}}}}\n")
+    with pytest.raises(HyperbenchError, match=r"unknown keys \['dejpeg'\]"):
+        load_profile(str(bad))
+
+
 def test_an_entry_train_section_is_checked_like_the_profiles(tmp_path):
     bad = _write(tmp_path / "bad.yaml", "name: bad\nextends: smoke\nmodels:\n  hyperres: {train: {stepz: 7}}\n")
     with pytest.raises(HyperbenchError, match=r"models\.hyperres\.train"):
@@ -194,9 +223,12 @@ def test_long_shares_quicks_zoo_runs_and_trains_only_its_own_main_models_longer(
     quick_runs = {(e.model, e.task): [r.run_id for r in e.runs] for e in expand(quick)}
     long_entries = expand(long)
     assert {(e.model, e.task) for e in long_entries} == set(quick_runs)  # every entry of the zoo
+    steps = {("hyperres", "sr"): 30000, ("hyperres", "denoise"): 9000, ("perlevel", "denoise"): 9000}  # the budget per task
     for entry in long_entries:
         if entry.model in long.first:
-            assert all(r.config["train"]["steps"] == 12000 and r.config["gpu"] == {"bf16": True, "channels_last": True} for r in entry.runs)
+            want = steps.get((entry.model, entry.task), 12000)
+            assert all(r.config["train"]["steps"] == want and r.config["train"]["lr_milestones"] == [want * 4 // 5] for r in entry.runs)
+            assert all(r.config["gpu"] == {"bf16": True, "channels_last": True} for r in entry.runs)
             assert not set(r.run_id for r in entry.runs) & set(quick_runs[(entry.model, entry.task)])
         else:  # after quick, only the longer HyperRes and per-level networks train
             assert [r.run_id for r in entry.runs] == quick_runs[(entry.model, entry.task)]

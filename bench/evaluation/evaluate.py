@@ -16,7 +16,7 @@ from bench.data.images import modcrop, to_tensor, to_uint8
 from bench.data.input_cache import InputCache
 from bench.evaluation.colour import fit_channels
 from bench.evaluation.inputs import degraded_input
-from bench.metrics.quality import psnr, ssim
+from bench.metrics.quality import Reference
 from bench.models.catalog import create_model
 from bench.tasks.task import get_task
 from bench.training.profiles import Entry
@@ -93,7 +93,7 @@ def evaluate(task, models: dict, images, levels, seed: int, options: dict, label
     rows = []
     with progress_bar(f"eval {task.name} {label}", total=len(images) * len(levels), show_loss=False) as bar:
         for i, image in enumerate(images):
-            clean = modcrop(image.pixels, 2)
+            clean = Reference(modcrop(image.pixels, 2), spec)  # scored against every model and level: prepared once
             degraded = [inputs.get(image.name, level, partial(degraded_input, task, image.pixels, image.name, level, seed, options)) for level in levels]
             xs = [to_tensor(d) for d, _ in degraded]
             given = {name: [input_level(model, level) for level in levels] for name, model in models.items()}
@@ -106,7 +106,7 @@ def evaluate(task, models: dict, images, levels, seed: int, options: dict, label
                 for name, (out, lv) in outputs.items():
                     rows.append({
                         "model": name, "image": image.name, "level": float(level), "input_level": lv,
-                        "psnr": psnr(out, clean, spec), "ssim": ssim(out, clean, spec), "input_sha256": digest,
+                        "psnr": clean.psnr(out), "ssim": clean.ssim(out), "input_sha256": digest,
                     })
                 bar.update(i * len(levels) + j + 1)
     return rows

@@ -207,20 +207,47 @@ def prepare(img, spec: MetricSpec) -> np.ndarray:
     return x
 
 
-def _prepare_pair(out, ref, spec):
-    out, ref = np.asarray(out), np.asarray(ref)
-    if out.shape != ref.shape:
-        raise ValueError(f"shape mismatch: out {out.shape} vs ref {ref.shape}")
-    return prepare(out, spec), prepare(ref, spec)
+class Reference:
+    """A ground truth scored against many outputs (every model and level of one image): its metric-space
+    pixels, and the SSIM window statistics that depend on it alone, are computed once. psnr() and ssim()
+    go through it, so both ways give the same bits."""
+
+    def __init__(self, ref, spec: MetricSpec):
+        ref = np.asarray(ref)
+        self.spec, self.shape = spec, ref.shape
+        self.pixels = prepare(ref, spec)
+        self._window_stats = None  # per channel: (mean, mean of squares) over each SSIM window
+
+    def _prepared(self, out) -> np.ndarray:
+        out = np.asarray(out)
+        if out.shape != self.shape:
+            raise ValueError(f"shape mismatch: out {out.shape} vs ref {self.shape}")
+        return prepare(out, self.spec)
+
+    def psnr(self, out) -> float:
+        """PSNR in dB with peak 255; MSE over all pixels and channels. Identical -> inf."""
+        mse = np.mean((self._prepared(out) - self.pixels) ** 2)
+        if mse == 0:
+            return math.inf
+        return float(10.0 * np.log10(_PEAK**2 / mse))
+
+    def ssim(self, out) -> float:
+        """Mean SSIM over the valid map; for RGB the mean of per-channel SSIM."""
+        a, b = self._prepared(out), self.pixels
+        w, s = self.spec.ssim_window, self.spec.ssim_sigma
+        if b.shape[0] < w or b.shape[1] < w:
+            raise ValueError(f"image {b.shape[:2]} is smaller than the SSIM window {w}x{w}")
+        channels = [(a, b)] if b.ndim == 2 else [(a[..., i], b[..., i]) for i in range(b.shape[2])]
+        if self._window_stats is None:
+            g = _gaussian_1d(w, s)
+            self._window_stats = [(_filter_valid(bc, g), _filter_valid(bc * bc, g)) for _, bc in channels]
+        maps = [_ssim_map(ac, bc, w, s, stats) for (ac, bc), stats in zip(channels, self._window_stats)]
+        return float(maps[0].mean()) if b.ndim == 2 else float(np.mean([m.mean() for m in maps]))
 
 
 def psnr(out, ref, spec: MetricSpec) -> float:
     """PSNR in dB with peak 255; MSE over all pixels and channels. Identical -> inf."""
-    a, b = _prepare_pair(out, ref, spec)
-    mse = np.mean((a - b) ** 2)
-    if mse == 0:
-        return math.inf
-    return float(10.0 * np.log10(_PEAK**2 / mse))
+    return Reference(ref, spec).psnr(out)
 
 
 def _gaussian_1d(window: int, sigma: float) -> np.ndarray:
@@ -240,16 +267,14 @@ def _filter_valid(x: np.ndarray, g: np.ndarray) -> np.ndarray:
     return sliding_window_view(x, w, axis=1) @ g
 
 
-def _ssim_map(a: np.ndarray, b: np.ndarray, window: int, sigma: float) -> np.ndarray:
-    """SSIM map of two 2-D float64 arrays over the valid region only."""
-    if a.shape[0] < window or a.shape[1] < window:
-        raise ValueError(
-            f"image {a.shape} is smaller than the SSIM window {window}x{window}"
-        )
+def _ssim_map(a: np.ndarray, b: np.ndarray, window: int, sigma: float, b_stats=None) -> np.ndarray:
+    """SSIM map of two 2-D float64 arrays over the valid region only; b_stats: b's windowed mean and mean of
+    squares when already known (Reference keeps them for all the outputs scored against one image)."""
     g = _gaussian_1d(window, sigma)
-    mu_a, mu_b = _filter_valid(a, g), _filter_valid(b, g)
+    mu_b, mean_bb = b_stats or (_filter_valid(b, g), _filter_valid(b * b, g))
+    mu_a = _filter_valid(a, g)
     var_a = _filter_valid(a * a, g) - mu_a**2
-    var_b = _filter_valid(b * b, g) - mu_b**2
+    var_b = mean_bb - mu_b**2
     cov = _filter_valid(a * b, g) - mu_a * mu_b
     c1, c2 = (_K1 * _PEAK) ** 2, (_K2 * _PEAK) ** 2
     num = (2 * mu_a * mu_b + c1) * (2 * cov + c2)
@@ -259,15 +284,7 @@ def _ssim_map(a: np.ndarray, b: np.ndarray, window: int, sigma: float) -> np.nda
 
 def ssim(out, ref, spec: MetricSpec) -> float:
     """Mean SSIM over the valid map; for RGB the mean of per-channel SSIM."""
-    a, b = _prepare_pair(out, ref, spec)
-    w, s = spec.ssim_window, spec.ssim_sigma
-    if a.ndim == 2:
-        return float(_ssim_map(a, b, w, s).mean())
-    return float(
-        np.mean(
-            [_ssim_map(a[..., i], b[..., i], w, s).mean() for i in range(a.shape[2])]
-        )
-    )
+    return Reference(ref, spec).ssim(out)
 
 
 # Registry in the style of pyiqa: what each metric means, so tables can format/sort.

@@ -69,7 +69,7 @@ def _unequal_budget(profile, a: Entry | None, b: Entry | None) -> str:
     """A remark when the two entries of a comparison trained for different step counts (it then measures budget too)."""
     if a is None or b is None:
         return ""
-    steps = [entry_train(profile, e.model)["steps"] for e in (a, b)]
+    steps = [entry_train(profile, e.model, e.task)["steps"] for e in (a, b)]
     return "" if steps[0] == steps[1] else f"; unequal budgets: {a.model} {steps[0]:,}, {b.model} {steps[1]:,} steps per training stage"
 
 

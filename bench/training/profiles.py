@@ -119,13 +119,17 @@ def load_profile(name_or_path: str) -> Profile:
     )
 
 
-def _check_train(path, train, where: str) -> None:
-    """A `train:` section (the profile's, or one entry's own, which overrides it key by key for that entry)."""
+def _check_train(path, train, where: str, per_task: bool = False) -> None:
+    """A `train:` section (the profile's, or one entry's own, which overrides it key by key for that entry). Either may
+    hold a task's own settings under the task's name (`sr: {steps: 30000}`), which override the rest for that task."""
     if not isinstance(train, dict):
         _fail(path, f"{where} must be a mapping, got {train!r}", "write e.g. `train: {steps: 800, batch: 8}`")
-    unknown = set(train) - TRAIN_KEYS
+    unknown = set(train) - TRAIN_KEYS - (set() if per_task else set(TASKS))
     if unknown:
-        _fail(path, f"unknown keys {sorted(unknown)} in {where}", f"allowed: {sorted(TRAIN_KEYS)}")
+        _fail(path, f"unknown keys {sorted(unknown)} in {where}",
+              f"allowed: {sorted(TRAIN_KEYS)}" + ("" if per_task else f", or a task ({', '.join(TASKS)}) mapped to its own settings"))
+    for task in set(train) & set(TASKS):
+        _check_train(path, train[task], f"{where}.{task}", per_task=True)
     if train.get("select", "last") not in SELECT:
         _fail(path, f"{where}.select is {train['select']!r}", f"use one of {', '.join(SELECT)} (which weights a run keeps)")
     if train.get("data_protocol", "fresh") not in DATA_PROTOCOLS:
@@ -133,9 +137,12 @@ def _check_train(path, train, where: str) -> None:
               f"use one of {', '.join(DATA_PROTOCOLS)} (fixed: whole images degraded once; fresh: every crop degraded as drawn)")
 
 
-def entry_train(profile: Profile, name: str) -> dict:
-    """The training budget of one profile entry: the profile's `train:` with the entry's own `train:` on top."""
-    return {**profile.train, **((profile.models[name] or {}).get("train") or {})}
+def entry_train(profile: Profile, name: str, task: str) -> dict:
+    """The training budget of one profile entry for one task, later settings overriding earlier ones key by key: the
+    profile's `train:`, its section for the task, the entry's own `train:`, and the entry's section for the task."""
+    own = (profile.models[name] or {}).get("train") or {}
+    layers = (profile.train, profile.train.get(task) or {}, own, own.get(task) or {})
+    return {k: v for layer in layers for k, v in layer.items() if k not in TASKS}
 
 
 def entry_gpu(profile: Profile, name: str) -> dict:
@@ -249,7 +256,7 @@ def _run(profile: Profile, name: str, kwargs: dict, task: str, levels, protocol:
     revision = model_cfg(model).revision
     control = control_levels(recipe)
     gpu = entry_gpu(profile, name)
-    train = training_settings(recipe, entry_train(profile, name), f"profile {profile.source}, {name} ({task})", bool(tcfg.get("valid_dataset")))
+    train = training_settings(recipe, entry_train(profile, name, task), f"profile {profile.source}, {name} ({task})", bool(tcfg.get("valid_dataset")))
     if train.get("select") == "best_validation" and not tcfg.get("valid_dataset"):
         raise HyperbenchError(f"profile {profile.source}: train.select is best_validation, but task {task} names no valid_dataset",
                               f"add `valid_dataset: <a held-out set>` to tasks.{task}, or drop `select:` (the last weights are kept)")
