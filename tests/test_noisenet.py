@@ -53,7 +53,7 @@ def test_estimates_follow_the_noise_on_sample_images(official):
 
 
 def test_flushing_the_official_subnormal_weights_leaves_every_estimate_unchanged(official):
-    """load_official zeroes the subnormal weights (most of the file) for speed; the raw file's weights give the same bits."""
+    """load_official zeroes the subnormal weights (nearly half the file) for speed; the raw file's weights give the same bits."""
     from bench.common.checkpoint import load_pth, load_state_into
 
     raw_state = load_pth(official)

@@ -52,8 +52,8 @@ def load_official(path=None, crops: int = 8, seed: int = 0) -> NoiseNet:
 
 
 def flush_subnormals(state: dict) -> dict:
-    """Subnormal floats set to 0. Most of the official weights are subnormal (about 1e-44: the official weight
-    decay 0.9 drove them to zero), and CPU convs on subnormal weights run about 100x slower. Each one adds less than
+    """Subnormal floats set to 0. Nearly half of the official weights are subnormal (149,560 of 330,561, about 1e-44:
+    the official weight decay 0.9 drove them to zero), and CPU convs on subnormal weights run about 100x slower. Each one adds less than
     1e-40 to a sum of normal floats, which rounds it away: the estimates do not change (tests/test_noisenet.py)."""
     tiny = torch.finfo(torch.float32).tiny
     return {k: v.masked_fill(v.abs() < tiny, 0.0) if v.dtype == torch.float32 else v for k, v in state.items()}
