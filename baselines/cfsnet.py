@@ -63,7 +63,7 @@ class CFSNet(EndpointControl):
         kaiming_scaled_init(self)  # official: Kaiming x0.1 for every conv and linear layer
 
     def forward_control(self, x, control):
-        check_input(x, self.in_channels, "CFSNet")
+        check_input(x, self.in_channels, "CFSNet", even=False)  # stride-1 convs only: any size
         alpha = as_level_tensor(control, x.shape[0], x.device)
         code = self.tuning["control_alpha"](alpha[:, None].expand(-1, CONTROL_FEATURES))
         head = self.main["head"](x)

@@ -5,8 +5,16 @@ model) and every parameter interpolated: theta = alpha * theta_A + (1 - alpha) *
 copies are stored, so the count is twice the base network (2,813,574 for the 16-block RGB base).
 
 Level -> alpha: A is trained at the start level and B at the end level, so alpha = (end - level) /
-(end - start) (1 at the start level, 0 at the end level), linear and not clipped. Stored in the
-`endpoints` buffer, set by the "dni" protocol; default (15, 75) as AdaFM's denoising range.
+(end - start) (1 at the start level, 0 at the end level), linear between them and clipped to [0, 1]
+beyond them: a level outside the endpoints gets the nearest endpoint network, and `nearest_level` says
+so (the evaluation records it as the input level, as for a per-level bank; the tables mark it with a
+dagger). DNI is an interpolation (xinntao/DNI README.md: alpha is the "interpolation coefficient");
+extrapolated weights, alpha * A + (1 - alpha) * B with alpha outside [0, 1], push every layer past
+both trained networks, and already at alpha 1.75 or -1 the output is a flat image (quick SR, endpoints
+x3 and x4, Set5: x2 5.38 dB at alpha 2 against 26.40 for endpoint A; x6 10.47 dB at alpha -2 against
+24.24 for endpoint B). `forward_control(x, alpha)` still applies the README rule at any alpha. The
+endpoints live in the `endpoints` buffer, set by the "dni" protocol; default (15, 75) as AdaFM's
+denoising range.
 """
 
 from pathlib import Path
@@ -27,6 +35,15 @@ DEFAULT_ENDPOINTS = (15.0, 75.0)
 class DNI(EndpointControl):
     control_name = "alpha"
     control_at_start, control_at_end = 1.0, 0.0
+    control_range = (0.0, 1.0)  # interpolation only (the optimal-control search keeps to it too)
+
+    def _controls(self, levels: torch.Tensor) -> torch.Tensor:
+        return super()._controls(levels).clamp(*self.control_range)
+
+    def nearest_level(self, level: float) -> float:
+        """The level the network is given: `level` within the endpoints, else the nearest endpoint."""
+        lo, hi = sorted(self.endpoints.tolist())
+        return min(max(float(level), lo), hi)
 
     def __init__(self, blocks: int = 16, width: int = 64, in_channels: int = 3):
         super().__init__(*DEFAULT_ENDPOINTS)
@@ -88,12 +105,13 @@ def train_dni(model: DNI, rundir, crops) -> dict:
     adaptive=True,
     protocol="dni",
     train_stages=2,
+    revision=1,  # 1: alpha clipped to [0, 1] (no training change; the new run ids make stored evaluations redone)
     official_counts=[
         {"kwargs": {"blocks": 16, "in_channels": 3}, "params": 2_813_574, "source": "2 x the AdaFM basic model (1,406,787); xinntao/DNI stores two endpoint nets"},
         {"kwargs": {"blocks": 16, "in_channels": 1}, "params": 2_808_962, "source": "2 x the AdaFM basic model in/out 1 (1,404,481)"},
     ],
     test_kwargs={"blocks": 2, "width": 8},
-    notes="base network = the per-level plain network; alpha = (end - level) / (end - start), alpha 1 = endpoint A (first level)",
+    notes="base network = the per-level plain network; alpha = (end - level) / (end - start) clipped to [0, 1], alpha 1 = endpoint A (first level)",
 )
 def dni(blocks: int = 16, width: int = 64, in_channels: int = 3):
     return DNI(blocks=blocks, width=width, in_channels=in_channels)

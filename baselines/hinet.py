@@ -12,7 +12,7 @@ orthogonal initialiser is defined but never called.
 
 `model(x, level)` ignores the level and returns the stage-2 image; `stages(x)` gives both images for
 the loss: L1 per stage, summed (the official denoising recipe, options/train/SIDD/HINet.yml; the
-deblurring configs use a PSNR loss instead). Inputs are padded by
+deblurring configs use a PSNR loss instead). Inputs of any size (odd ones too) are padded by
 replication to a multiple of 16 (four down-samplings), at least 32 so the coarsest instance norm sees
 more than one pixel, and cropped back.
 """
@@ -124,8 +124,14 @@ class HINet(nn.Module):
 
     def stages(self, x):
         """(stage-1 image, stage-2 image), both the size of x."""
-        check_input(x, self.in_channels, "HINet")
+        check_input(x, self.in_channels, "HINet", even=False)  # any size: padded to the U-Net's multiple here
         h, w = x.shape[-2:]
+        # The official network does not pad (megvii-model/HINet basicsr/models/archs/hinet_arch.py, HINet.forward
+        # needs sides divisible by 16); its deraining and deblurring test configs (options/test/Rain13k/HINet-Rain100H.yml,
+        # GoPro/HINet-GoPro.yml: grids: true, crop_size: 256) run overlapping 256 x 256 tiles and average them
+        # (basicsr/models/image_restoration_model.py, ImageRestorationModel.grids, line 123 at 033ed3a), which fails
+        # on images under 256 pixels (Set5); SIDD's test inputs are 256 x 256 crops. So ours pads by replication to
+        # the multiple and crops back: sizes already divisible (and at least 32) are unchanged.
         image = F.pad(x, (0, _padded(w) - w, 0, _padded(h) - h), mode="replicate")
         feat1, encs, decs = self.stage1(self.stage1.conv_in(image))
         sam_feat, out1 = self.sam(feat1, image)

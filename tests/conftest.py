@@ -13,6 +13,17 @@ PARAM_COUNTS = SHARED / "reference" / "official_param_counts.json"
 
 
 @pytest.fixture
+def one_thread():
+    """Tiny networks gain nothing from threads, and on a busy machine thread hand-offs dominate."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
 def shared_data():
     if not (SHARED_DATA / "CBSD68").is_dir():
         pytest.skip("../shared/datasets is not on this machine")

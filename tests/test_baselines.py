@@ -30,13 +30,7 @@ TINY = {
 }
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny networks gain nothing from threads, and on a busy machine thread hand-offs dominate."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks: threads only add hand-offs (tests/conftest.py)
 
 
 def _tiny(name, **kwargs):
@@ -118,7 +112,7 @@ def test_controls_are_linear_between_endpoints_and_extrapolate():
         model = _tiny(name)
         assert [model.control_for(v) for v in (15, 32.5, 50, 85)] == [0.0, 0.5, 1.0, 2.0]
     dni = _tiny("dni")
-    assert [dni.control_for(v) for v in (15, 32.5, 50, 85)] == [1.0, 0.5, 0.0, -1.0]
+    assert [dni.control_for(v) for v in (5, 15, 32.5, 50, 85)] == [1.0, 1.0, 0.5, 0.0, 0.0]  # interpolation only: clipped
     assert _tiny("ffdnet").control_for(37.5) == 37.5
     with pytest.raises(HyperbenchError, match="two different training levels"):
         _tiny("adafm").set_endpoints(25, 25)
@@ -185,6 +179,41 @@ def test_hinet_stages_loss_and_sizes():
         assert torch.equal(model(x, 15.0), second) and torch.equal(model(x, 50.0), second)
         expected = (first - y).abs().mean() + (second - y).abs().mean()  # official SIDD recipe: L1 summed over both stages
         assert model.training_loss(x, y) == pytest.approx(float(expected), rel=1e-6)
+
+
+def test_cfsnet_takes_odd_sizes():
+    """Stride-1 convolutions only: any size; away from the bottom and right edges an odd image gives what
+    the even image it holds gives (their zero padding differs only there)."""
+    model = _tiny("cfsnet", main_blocks=1)
+    _randomise(model.tuning.parameters())
+    x = torch.rand(2, 3, 33, 35)
+    with torch.no_grad():
+        odd, even = model(x, 30.0), model(x[..., :32, :34], 30.0)
+    assert odd.shape == x.shape
+    edge = 4  # head, the block's two convs (its tuning branch's two likewise), end conv: one pixel each
+    assert torch.allclose(odd[..., : 32 - edge, : 34 - edge], even[..., : 32 - edge, : 34 - edge], atol=1e-6)
+
+
+def _hinet_unpadded(model, x):
+    """The official HINet path (hinet_arch.py HINet.forward): no padding, for sizes it takes as they are."""
+    feat1, encs, decs = model.stage1(model.stage1.conv_in(x))
+    sam_feat, out1 = model.sam(feat1, x)
+    feat2, _, _ = model.stage2(model.merge(torch.cat([model.stage2.conv_in(x), sam_feat], dim=1)), fused=(encs, decs))
+    return out1, model.last(feat2) + x
+
+
+def test_hinet_pads_odd_sizes_and_leaves_divisible_ones_alone():
+    model = _tiny("hinet")
+    x = torch.rand(1, 3, 32, 48)  # multiples of 16, at least 32: no padding
+    odd = torch.rand(1, 3, 33, 35)
+    padded = F.pad(odd, (0, 48 - 35, 0, 48 - 33), mode="replicate")
+    with torch.no_grad():
+        assert all(torch.equal(a, b) for a, b in zip(model.stages(x), _hinet_unpadded(model, x)))
+        out = model(odd, 25.0)
+        assert out.shape == odd.shape
+        assert torch.equal(out, _hinet_unpadded(model, padded)[1][..., :33, :35])
+    with pytest.raises(HyperbenchError, match="empty image"):
+        model(torch.rand(1, 3, 0, 8))
 
 
 def test_ffdnet_odd_sizes_and_sigma_map():

@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 
 from bench.apps.cli import app
+from bench.common.errors import HyperbenchError
 from bench.data.images import modcrop, rgb_to_luma
 from bench.data.input_cache import InputCache
 from bench.data.loading import Image as DatasetImage
@@ -37,7 +38,24 @@ def test_official_luma_is_opencv_bgr2gray():
     cv2 = pytest.importorskip("cv2")
     img = _odd_image(7)
     official = cv2.cvtColor(np.ascontiguousarray(img[..., ::-1]), cv2.COLOR_BGR2GRAY)  # scripts/color2gray.py reads BGR
-    assert np.abs(rgb_to_luma(img).astype(int) - official.astype(int)).max() <= 1
+    assert np.array_equal(rgb_to_luma(img), official)
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 3), (2, 3, 3), (33, 35, 3), (64, 48, 3), (121, 97, 3)])
+def test_luma_equals_opencv_rgb2gray_on_every_pixel(shape):
+    """OpenCV's uint8 conversion is 15-bit fixed point; the rounded float formula is 1 off on some pixels."""
+    cv2 = pytest.importorskip("cv2")
+    img = np.random.default_rng(sum(shape)).integers(0, 256, size=shape, dtype=np.uint8)
+    ours = rgb_to_luma(img)
+    assert ours.dtype == np.uint8 and ours.shape == shape[:2]
+    assert np.count_nonzero(ours != cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)) == 0
+
+
+def test_luma_of_a_float_image_and_of_a_bad_shape():
+    img = np.random.default_rng(3).integers(0, 256, size=(9, 7, 3), dtype=np.uint8)
+    assert np.abs(rgb_to_luma(img.astype(np.float64)).astype(int) - rgb_to_luma(img).astype(int)).max() <= 1
+    with pytest.raises(HyperbenchError, match="cannot take the luma"):
+        rgb_to_luma(np.zeros((4, 4, 2), np.uint8))
 
 
 @pytest.mark.parametrize("quality", [10, 30, 50, 80])

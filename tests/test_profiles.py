@@ -119,14 +119,31 @@ def test_cosine_schedule_of_an_official_recipe():
 
 
 def test_a_task_revision_retires_only_that_tasks_runs():
-    """SR's inputs changed (cv2's fx mapping): its runs get new ids; denoise and deJPEG runs keep theirs."""
+    """SR's inputs changed (cv2's fx mapping), and deJPEG's (OpenCV's exact luma): their runs get new ids;
+    denoise runs keep theirs."""
     from bench.tasks.task import get_task
     from bench.training.profiles import expand, load_profile
 
-    assert get_task("sr").revision >= 1 and get_task("denoise").revision == 0
+    assert get_task("sr").revision >= 1 and get_task("dejpeg").revision >= 1 and get_task("denoise").revision == 0
     for entry in expand(load_profile("smoke"), models=["hyperres"]):
         config = entry.runs[0].config
-        assert ("task_revision" in config) == (entry.task == "sr")
+        assert ("task_revision" in config) == (entry.task != "denoise")
+
+
+def test_a_task_revision_renames_that_tasks_evaluation_and_tuning_files(monkeypatch):
+    """Rows that no run id ties to the task's inputs (the degraded input's, imported official weights') are
+    keyed by the revision too, when it is bumped (revision 0 stays out of the key: denoise files keep their names)."""
+    import dataclasses
+
+    from bench.evaluation.results import per_image_file
+    from bench.tasks import task as tasks
+    from bench.tuning.tune import _revision
+
+    profile = load_profile("smoke")
+    dejpeg = per_image_file("eval", profile, "dejpeg", None)
+    monkeypatch.setitem(tasks.TASKS, "dejpeg", dataclasses.replace(tasks.TASKS["dejpeg"], revision=0))
+    assert per_image_file("eval", profile, "dejpeg", None) != dejpeg  # the bump renamed deJPEG's files
+    assert _revision(tasks.TASKS["dejpeg"]) == {} and _revision(tasks.TASKS["sr"]) == {"task_revision": tasks.TASKS["sr"].revision}
 
 
 def test_an_unknown_top_level_key_is_an_error_with_did_you_mean(tmp_path):
@@ -218,7 +235,9 @@ models:
         load_profile(str(bad))
 
 
-def test_long_shares_quicks_zoo_runs_and_trains_only_its_own_main_models_longer():
+def test_long_trains_its_main_models_longer_with_three_seeds_and_its_zoo_at_equal_compute():
+    from bench.training.plan import plan
+
     quick, long = load_profile("quick"), load_profile("long")
     quick_runs = {(e.model, e.task): [r.run_id for r in e.runs] for e in expand(quick)}
     long_entries = expand(long)
@@ -230,10 +249,30 @@ def test_long_shares_quicks_zoo_runs_and_trains_only_its_own_main_models_longer(
             assert all(r.config["train"]["steps"] == want and r.config["train"]["lr_milestones"] == [want * 4 // 5] for r in entry.runs)
             assert all(r.config["gpu"] == {"bf16": True, "channels_last": True} for r in entry.runs)
             assert not set(r.run_id for r in entry.runs) & set(quick_runs[(entry.model, entry.task)])
-        else:  # after quick, only the longer HyperRes and per-level networks train
-            assert [r.run_id for r in entry.runs] == quick_runs[(entry.model, entry.task)]
-    for task in long.tasks:  # the same evaluation, so the zoo's stored per-image results are shared too
+        else:  # the zoo: 20 TFLOP of training per run, whatever a step of the model costs
+            planned = plan([entry], "/nonexistent")  # whole steps per stage: at most a step of each stage short
+            assert all(0.999 * 20e12 <= p.train_flops <= 20e12 for p in planned), (entry.model, entry.task, planned[0].train_flops)
+            assert all(r.config["train"].get("lr_milestones", [round(0.8 * r.config["train"]["steps"])]) == [round(0.8 * r.config["train"]["steps"])]
+                       for r in entry.runs)  # a cosine schedule (HINet) spans the steps instead
+            assert not set(r.run_id for r in entry.runs) & set(quick_runs[(entry.model, entry.task)])
+    seeds = {(e.model, e.task): [] for e in long_entries}
+    for e in long_entries:
+        seeds[(e.model, e.task)].append(e.seed)
+    assert all(seeds[(m, t)] == [0, 1, 2] for m in ("hyperres", "perlevel") for t in ("denoise", "dejpeg"))
+    assert seeds[("hyperres", "sr")] == [0] and seeds[("adafm", "denoise")] == [0]
+    for task in long.tasks:  # the same evaluation as quick
         assert {k: v for k, v in long.task_cfg(task).items() if k != "bank_levels"} == \
             {k: v for k, v in quick.task_cfg(task).items() if k != "bank_levels"}
     assert long.task_cfg("denoise")["bank_levels"] == [5, 25, 45, 65, 85] and long.task_cfg("sr")["bank_levels"] == [2, 3, 4, 5, 6]
     assert long.task_cfg("dejpeg")["bank_levels"] == [10, 30, 50, 70, 80]
+
+
+def test_a_later_steps_replaces_an_earlier_tflop_and_bad_compute_budgets_are_refused(tmp_path):
+    from bench.training.profiles import compute_budget, entry_train
+
+    long = load_profile("long")
+    assert "tflop" not in entry_train(long, "hyperres", "denoise") and entry_train(long, "adafm", "denoise")["tflop"] == 20
+    assert "lr_milestone_fractions" not in entry_train(long, "hyperres", "sr")
+    for bad in ({"tflop": -1}, {"tflop": "x"}, {"tflop": 1, "lr_milestone_fractions": [1.5]}):
+        with pytest.raises(HyperbenchError):
+            compute_budget({"batch": 8, "crop": 48, **bad}, "ffdnet", {"width": 8, "convs": 3, "in_channels": 3}, [0.0, 75.0], "noise_map")

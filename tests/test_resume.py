@@ -12,6 +12,7 @@ import subprocess
 import sys
 
 import pandas as pd
+import pytest
 from safetensors.torch import load_file
 
 PROFILE = """
@@ -74,6 +75,8 @@ def test_killed_training_resumes_to_identical_weights_and_metrics(tmp_path):
     logged = [json.loads(line)["step"] for line in (run / "log.jsonl").read_text().splitlines()]
     assert logged[-1] == 40
     assert len(logged) == len(set(logged)), f"steps were redone, not resumed: {logged}"  # a restart from 0 repeats them
+    segments = [json.loads((r / "done").read_text())["segments"] for r in (run, _run_dir(whole))]
+    assert segments == [2, 1]
 
     a, b = load_file(run / "model.safetensors"), load_file(_run_dir(whole) / "model.safetensors")
     assert a.keys() == b.keys()
@@ -85,3 +88,44 @@ def test_killed_training_resumes_to_identical_weights_and_metrics(tmp_path):
     assert len(ra) == len(rb) == 4  # hyperres and the degraded input, PSNR and SSIM at sigma 25
     assert (ra.value.to_numpy() == rb.value.to_numpy()).all()
     assert (ra.deterministic == "on (warn-only)").all() and ra.interop_threads.notna().all() and ra.cpu.notna().all()
+
+
+class _Preempted(Exception):
+    pass
+
+
+def test_wall_time_sums_every_segment_of_a_resumed_run(tmp_path, monkeypatch):
+    """wall_s in the done summary is the time of every process segment that trained the run, not only the
+    last one's; `segments` counts them. The first segment is stopped right after its checkpoint of step 4
+    ($HYPERBENCH_SIGNAL_AFTER_CHECKPOINT, here a signal whose handler raises), in-process."""
+    from bench.common.checkpoint import read_metadata
+    from bench.tasks.task import get_task
+    from bench.training.runs import RUN_FORMAT, Run, RunDir
+    from bench.training.trainer import train_run
+
+    config = {
+        "format": RUN_FORMAT, "model": "plain", "model_kwargs": {"blocks": 1, "width": 8, "in_channels": 3}, "task": "denoise",
+        "levels": [25.0], "protocol": "joint", "train_dataset": "skimage-train", "options": get_task("denoise").options(), "seed": 0,
+        "train": {"steps": 8, "batch": 2, "crop": 16, "lr": 1e-3, "lr_milestones": [], "lr_gamma": 0.1, "checkpoint_every": 4},
+    }
+    rundir = RunDir(tmp_path / "runs", Run(config))
+
+    def preempt(signum, frame):
+        raise _Preempted
+
+    previous = signal.signal(signal.SIGUSR1, preempt)
+    try:
+        monkeypatch.setenv("HYPERBENCH_SIGNAL_AFTER_CHECKPOINT", "4:SIGUSR1")
+        with pytest.raises(_Preempted):
+            train_run(rundir)
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    assert read_metadata(rundir.state_file)["segments"] == 1 and not rundir.is_done
+    monkeypatch.delenv("HYPERBENCH_SIGNAL_AFTER_CHECKPOINT")
+    summary = train_run(rundir)
+
+    records = [json.loads(line) for line in rundir.log_file.read_text().splitlines()]
+    assert [(r["step"], r["segment"]) for r in records] == [(4, 1), (8, 2)]
+    first, second = records[0]["segment_s"], records[1]["segment_s"]
+    assert summary["segments"] == 2 and json.loads(rundir.done_file.read_text())["segments"] == 2
+    assert summary["wall_s"] + 0.01 >= first + second  # 0.01: wall_s is rounded to hundredths

@@ -148,10 +148,15 @@ def _print_plan(prof, tasks, models, runs_dir, tflops) -> None:
     from bench.training.profiles import expand
 
     planned = plan(expand(prof, tasks, models), runs_dir)
-    rows = [[p.entry, p.task, describe_levels(p.task, p.levels), f"{p.steps:,}", f"{p.batch} x {p.crop}²", p.crops_per_step,
+    rows = [[p.entry, p.task, describe_levels(p.task, p.levels), p.seed, f"{p.steps:,}", f"{p.batch} x {p.crop}²", p.crops_per_step,
              f"{p.train_flops / 1e12:.3g}", p.run_id, "done" if p.done else "to train"] for p in planned]
-    headers = ["entry", "task", "levels", "steps", "batch x crop", "crops/step", "train TFLOP", "run", "state"]
-    log(f"profile {prof.name}: {len(planned)} runs\n" + tabulate(rows, headers, tablefmt="simple", disable_numparse=True))
+    headers = ["entry", "task", "levels", "seed", "steps", "batch x crop", "crops/step", "train TFLOP", "run", "state"]
+    seeds = {}
+    for p in planned:
+        seeds.setdefault(p.entry, set()).add(p.seed)
+    several = {name: len(s) for name, s in seeds.items() if len(s) > 1}
+    counted = f" ({', '.join(f'{name} x {n} seeds' for name, n in several.items())})" if several else " (one training seed each)"
+    log(f"profile {prof.name}: {len(planned)} runs{counted}\n" + tabulate(rows, headers, tablefmt="simple", disable_numparse=True))
     todo = [p for p in planned if not p.done]
     total = sum(p.train_flops for p in todo)
     log(f"{len(todo)} of {len(planned)} runs to train: {total / 1e15:.3g} PFLOP (3 x forward FLOPs per step, counted on this machine)")
@@ -251,7 +256,7 @@ def recipe(name: str = typer.Argument(None, help="registered entry, e.g. adafm (
 
         table = Table("entry", "task", "recipe field", Column("official", overflow="fold"), Column(f"profile {prof.name}", overflow="fold"),
                       title=f"profile {prof.name}: departures from the official recipes", box=None)
-        for entry, rows in profile_departures(prof, expand(prof)):
+        for entry, rows in profile_departures(prof, expand(prof)):  # one line per entry, not per seed
             for field, official, ours in rows:
                 table.add_row(entry.model, entry.task, field, describe(official), describe(ours))
         console.print(table)

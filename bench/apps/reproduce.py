@@ -108,7 +108,9 @@ def train_all(entries: list[Entry], paths: Paths, data_root=None, log=print, gri
         from bench.training.grid import train_on_grid
 
         return train_on_grid(todo, paths.runs, paths.grid_dir(), grid, data_root, log)
-    names = {run.run_id: entry.model for entry in entries for run in entry.runs}  # the table name (hyperres-1block), not the architecture
+    seeds = {e.model: {x.seed for x in entries if x.model == e.model} for e in entries}
+    # the table name (hyperres-1block), not the architecture, and the seed where an entry trains several
+    names = {run.run_id: e.model + (f" seed {e.seed}" if len(seeds[e.model]) > 1 else "") for e in entries for run in e.runs}
     for i, run in enumerate(todo, 1):
         log(f"[{i}/{len(todo)}] train {names[run.run_id]} {run.task} levels {run.levels} -> {paths.runs / run.run_id}")
         train_run(RunDir(paths.runs, run), data_root)
@@ -116,14 +118,14 @@ def train_all(entries: list[Entry], paths: Paths, data_root=None, log=print, gri
 
 
 def evaluate_task(profile: Profile, task_name: str, entries: list[Entry], paths: Paths, data_root=None, log=print) -> pd.DataFrame:
-    """Per-image metrics of all entries of one task; each entry's rows are cached on their own, so only
-    entries without a stored evaluation are run."""
+    """Per-image metrics of all entries of one task (a `seed` column tells the training seeds of one entry apart); each
+    entry's rows are cached on their own, so only entries without a stored evaluation are run."""
     task, tcfg = get_task(task_name), profile.task_cfg(task_name)
-    files = {e.model: per_image_file(paths.eval_dir(), profile, task_name, e) for e in entries}
-    files[ev.INPUT] = per_image_file(paths.eval_dir(), profile, task_name, None)
-    todo = [e for e in entries if not files[e.model].exists()]
-    frames = {name: pd.read_csv(f, dtype={"image": str}) for name, f in files.items() if f.exists()}  # "01" stays a string
-    if not todo and ev.INPUT in frames:
+    files = {e.key: per_image_file(paths.eval_dir(), profile, task_name, e) for e in entries}
+    files[(ev.INPUT, profile.seed)] = per_image_file(paths.eval_dir(), profile, task_name, None)
+    todo = [e for e in entries if not files[e.key].exists()]
+    frames = {key: _with_seed(pd.read_csv(f, dtype={"image": str}), key[1]) for key, f in files.items() if f.exists()}  # "01" stays a string
+    if not todo and (ev.INPUT, profile.seed) in frames:
         log(f"evaluation of {task_name} already done ({len(entries)} entries, {paths.eval_dir()})")
         return pd.concat(frames.values(), ignore_index=True)
     if not tcfg["eval_levels"]:
@@ -131,38 +133,56 @@ def evaluate_task(profile: Profile, task_name: str, entries: list[Entry], paths:
     task.check_options(tcfg["options"], tcfg["eval_levels"][0])
     images = load_dataset(tcfg["eval_dataset"], data_root, colour=task.channels)
     check_eval_images(task, images, tcfg["eval_dataset"])
-    models = {e.model: ev.assemble(e, paths.runs) for e in todo}
+    labels = {_label(e.key): e.key for e in todo}
+    labels[ev.INPUT] = (ev.INPUT, profile.seed)
+    models = {_label(e.key): ev.assemble(e, paths.runs) for e in todo}
     t0 = time.time()
     rows = ev.evaluate(task, models, images, tcfg["eval_levels"], profile.seed, tcfg["options"], label=tcfg["eval_dataset"],
                        input_cache=paths.inputs_dir(), dataset=tcfg["eval_dataset"], device=distributed.device())
     fresh = pd.DataFrame(rows)
-    for name, group in fresh.groupby("model", sort=False):
+    for label, group in fresh.groupby("model", sort=False):
+        model, seed = labels[label]
+        group = group.assign(model=model, seed=seed)
         buf = io.StringIO()
         group.to_csv(buf, index=False)  # full precision: cached rows must equal fresh ones
-        atomic_write_text(files[name], buf.getvalue())
-        frames[name] = group
+        atomic_write_text(files[(model, seed)], buf.getvalue())
+        frames[(model, seed)] = group
     log(f"evaluated {task_name}: {len(todo)} of {len(entries)} entries on {len(images)} images x {len(tcfg['eval_levels'])} levels "
         f"in {time.time() - t0:.0f} s")
-    return pd.concat([frames[name] for name in files], ignore_index=True)
+    return pd.concat([frames[key] for key in files], ignore_index=True)
+
+
+def _label(key: tuple[str, int]) -> str:
+    """A model's name inside one evaluation call, unique across the training seeds of an entry."""
+    return f"{key[0]}#seed{key[1]}" if key[0] != ev.INPUT else ev.INPUT
+
+
+def _with_seed(frame: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """Per-image rows stored before seeds were recorded in them carry their entry's seed."""
+    return frame if "seed" in frame.columns else frame.assign(seed=seed)
 
 
 def tidy_rows(profile: Profile, task_name: str, entries: list[Entry], per_image: pd.DataFrame) -> list[dict]:
+    """One row per entry, training seed, level and metric (the degraded input's seed is the evaluation seed)."""
     task, tcfg = get_task(task_name), profile.task_cfg(task_name)
-    run_ids = {e.model: "+".join(r.run_id for r in e.runs) for e in entries}
+    run_ids = {e.key: "+".join(r.run_id for r in e.runs) for e in entries}
     env = environment()
     rows = []
     inputs = {  # one checksum of the input set per level: which inputs every number of that level was computed on
         level: set_sha256(dict(zip(group["image"], group["input_sha256"])))
         for level, group in per_image[per_image.model == ev.INPUT].groupby("level")
     }
-    grouped = per_image.groupby(["model", "level"], sort=True)
-    for (model, level), group in grouped:
+    if "seed" not in per_image:  # rows of one seed per entry, as evaluate() gives them: each entry's own seed
+        seeds = {e.model: e.seed for e in entries}
+        per_image = per_image.assign(seed=[seeds.get(m, profile.seed) for m in per_image.model])
+    grouped = per_image.groupby(["model", "seed", "level"], sort=True)
+    for (model, seed, level), group in grouped:
         for metric in ("psnr", "ssim"):
             rows.append({
-                "run_id": run_ids.get(model, ""), "profile": profile.name, "model": model, "task": task_name,
+                "run_id": run_ids.get((model, seed), ""), "profile": profile.name, "model": model, "task": task_name,
                 "dataset": tcfg["eval_dataset"], "level": level, "input_level": group["input_level"].iloc[0],
                 "metric": metric, "value": group[metric].mean(), "metric_spec": task.metric.key(),
-                "seed": profile.seed, "n_images": len(group), "data_source": data_source(tcfg["eval_dataset"]), **env,
+                "seed": int(seed), "n_images": len(group), "data_source": data_source(tcfg["eval_dataset"]), **env,
                 "inputs_sha256": inputs.get(level, ""),
             })
     return rows
@@ -191,7 +211,7 @@ def reproduce(profile: Profile, paths: Paths, tasks=None, models=None, data_root
     entries, absent = profile_entries(profile, paths, tasks, models, log)  # official weights imported, absent ones listed
     steps = stages(profile, entries, grid)
     for n, stage in enumerate(steps, 1):
-        names = ", ".join(dict.fromkeys(e.model for e in stage))
+        names = ", ".join(dict.fromkeys(e.model for e in stage))  # an entry's seeds once
         if len(steps) > 1:
             log(f"stage {n}/{len(steps)}: {names}")
         unfinished = train_all(stage, paths, data_root, log, grid)
@@ -208,7 +228,7 @@ def reproduce(profile: Profile, paths: Paths, tasks=None, models=None, data_root
         if n < len(steps):
             log(f"tables of {names} written after {time.time() - t0:.0f} s: {paths.tables_dir(profile.name)}")
     if profile.budget and not pending:  # the gap against training budget (snapshots along training)
-        written += write_budget_reports(profile, paths, entries, data_root, log)
+        written += write_budget_reports(profile, paths, [e for e in entries if e.primary], data_root, log)
     if tuning is not None and pending:
         log("input-level tuning waits until every run is finished")
     elif tuning is not None:  # optimal input level (Fig 5), blind denoising, noise estimator accuracy

@@ -32,6 +32,17 @@ def load_tensors(path: Path) -> tuple[dict, dict]:
         raise HyperbenchError(f"cannot read checkpoint {path}: {exc}", "the file is damaged; delete the run folder to retrain") from None
 
 
+def read_metadata(path: Path) -> dict:
+    """A safetensors file's metadata alone (no tensors read)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return {k: json.loads(v) for k, v in (f.metadata() or {}).items()}
+    except (OSError, ValueError, RuntimeError, SafetensorError) as exc:
+        raise HyperbenchError(f"cannot read checkpoint {path}: {exc}", "the file is damaged; delete the run folder to retrain") from None
+
+
 def load_state_into(model: torch.nn.Module, state: dict, source: str) -> None:
     """Strict load with a readable error when the checkpoint belongs to another architecture."""
     own = model.state_dict()

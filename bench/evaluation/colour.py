@@ -2,9 +2,10 @@
 
 A colour network on a luma task (an official colour checkpoint in Table 1, whose convention is luma): the
 luma image is given as the gray colour image R = G = B, and the luma of the restored colour image
-(0.299 R + 0.587 G + 0.114 B, the convention the luma images were made with, bench.data.images.rgb_to_luma)
-is scored. A gray network on a colour task (CFSNet's released gray denoiser on CBSD68) restores each
-colour channel on its own, as gray denoisers are applied to colour images."""
+(0.299 R + 0.587 G + 0.114 B on the float output: OpenCV's float RGB2GRAY weights; the uint8 luma images
+were made with their 15-bit fixed-point form, bench.data.images.rgb_to_luma) is scored. A gray network
+on a colour task (CFSNet's released gray denoiser on CBSD68) restores each colour channel on its own, as
+gray denoisers are applied to colour images."""
 
 from __future__ import annotations
 

@@ -39,6 +39,8 @@ def per_image_file(eval_dir: Path, profile, task: str, entry) -> Path:
         "seed": profile.seed, "metric": get_task(task).metric.key(),
         "entry": None if entry is None else {"name": entry.model, "arch": entry.arch, "runs": [r.run_id for r in entry.runs]},
     }
+    if get_task(task).revision:  # only when bumped: the other tasks' files keep their names
+        payload["task_revision"] = get_task(task).revision
     key = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
     return Path(eval_dir) / f"{task}-{'degraded-input' if entry is None else entry.model}-{key}.csv"
 

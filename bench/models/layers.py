@@ -60,8 +60,9 @@ class Tail(nn.Module):
         return self.conv5(torch.relu(self.conv4(x)))
 
 
-def check_input(x: torch.Tensor, in_channels: int, name: str) -> None:
-    """Clear errors for inputs the stride-2 head / pixel-shuffle tail cannot take."""
+def check_input(x: torch.Tensor, in_channels: int, name: str, even: bool = True) -> None:
+    """Clear errors for inputs the stride-2 head / pixel-shuffle tail cannot take; `even=False` for
+    networks that take any size (stride-1 convolutions only, or padding of their own)."""
     from bench.common.errors import HyperbenchError
 
     if x.ndim != 4:
@@ -73,11 +74,13 @@ def check_input(x: torch.Tensor, in_channels: int, name: str) -> None:
             f"convert the image (RGB <-> luma) or build the model with in_channels={x.shape[1]}",
         )
     h, w = x.shape[-2:]
-    if h % 2 or w % 2 or min(h, w) < 4:
+    if even and (h % 2 or w % 2 or min(h, w) < 4):
         raise HyperbenchError(
             f"{name} needs even height and width of at least 4 (stride-2 head, x2 pixel shuffle), got {h}x{w}",
             "modcrop the image to a multiple of 2 (bench.data.images.modcrop)",
         )
+    if min(h, w) < 1:
+        raise HyperbenchError(f"{name} got an empty image ({h}x{w})", "give an image of at least 1 x 1 pixels")
 
 
 def as_level_tensor(level, n: int, device) -> torch.Tensor:

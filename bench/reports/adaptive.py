@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.common.atomic import atomic_write_text
+from bench.evaluation.evaluate import INPUT
 from bench.models.catalog import model_cfg, param_count
 from bench.reports.figures import pyplot, save_figure
 from bench.reports.markdown import markdown_table
@@ -28,9 +29,37 @@ def _params(entry: Entry) -> int:
     return param_count(entry.arch, **entry.model_kwargs)
 
 
+def _budget(entry: Entry) -> str:
+    """An entry's training budget for a legend: steps (per network of a bank) and training PFLOP (all its runs)."""
+    from bench.training.plan import plan
+
+    if entry.weights or not entry.runs:
+        return "official weights"
+    planned = plan([entry], Path("."))  # the cost only: whether the runs are done does not matter here
+    steps = "/".join(dict.fromkeys(f"{p.steps:,}" for p in planned))
+    return f"{steps} steps{' each' if len(planned) > 1 else ''}, {sum(p.train_flops for p in planned) / 1e15:.3g} PFLOP"
+
+
 def _psnr(results: pd.DataFrame, profile: Profile, task: str) -> pd.DataFrame:
     sub = results[(results.profile == profile.name) & (results.task == task) & (results.metric == "psnr")]
     return sub.pivot_table(index="level", columns="model", values="value")
+
+
+def below_own_levels(results: pd.DataFrame, profile: Profile, entries: list[Entry], task: str) -> dict[str, list[float]]:
+    """The entries (trained here) whose mean PSNR is below their degraded input at one of their own training levels:
+    name -> those levels. Below the input where it was trained, an entry is untrained or broken, not merely weak."""
+    table = _psnr(results, profile, task)
+    if INPUT not in table.columns:
+        return {}
+    found = {}
+    for e in entries:
+        if e.task != task or e.weights or not e.runs or e.model not in table.columns:
+            continue
+        own = sorted({lv for run in e.runs for lv in run.levels if lv in table.index})
+        below = [lv for lv in own if table[e.model][lv] < table[INPUT][lv]]
+        if below:
+            found[e.model] = below
+    return found
 
 
 def adaptive_figure(profile: Profile, task_name: str, results: pd.DataFrame, entries: list[Entry], out_dir: Path) -> list[Path]:
@@ -41,26 +70,46 @@ def adaptive_figure(profile: Profile, task_name: str, results: pd.DataFrame, ent
     adaptive = [e for e in entries if model_cfg(e.arch).adaptive and e.model in table.columns]
     if not adaptive:
         return []
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(6.4, 6.4), sharex=True, gridspec_kw={"height_ratios": [3, 2]})
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10.4, 6.4), sharex=True, gridspec_kw={"height_ratios": [3, 2]})
+    seeds = results[results.task == task_name].groupby("model").n_seeds.max() if "n_seeds" in results else pd.Series(dtype=int)
+    below = below_own_levels(results, profile, entries, task_name)
     for e in adaptive:
-        label = f"{e.model}{' (official weights)' if e.weights else ''} ({_params(e):,} params)"
-        top.plot(table.index, table[e.model], marker="o", ms=3, label=label)
+        n = int(seeds.get(e.model, 1))
+        label = f"{e.model} ({_params(e):,} params; {_budget(e)}{f'; mean of {n} seeds, band: min–max' if n > 1 else ''})"
+        if e.model in below:  # named in the figure: below its input where it was trained
+            levels = below[e.model]
+            label += f"\n    below its input at its training level{'s' if len(levels) > 1 else ''} " + ", ".join(f"{v:g}" for v in levels)
+        line, = top.plot(table.index, table[e.model], marker="o", ms=3, label=label)
+        _band(top, results, profile, task_name, e.model, line.get_color())
         if REFERENCE in table.columns:
             bottom.plot(table.index, table[e.model] - table[REFERENCE], marker="o", ms=3, label=label)
     if REFERENCE in table.columns:
         ref = next(e for e in entries if e.model == REFERENCE)
-        top.plot(table.index, table[REFERENCE], color="black", ls=":", label=f"per-level networks ({_params(ref):,} params each)")
+        n = int(seeds.get(REFERENCE, 1))
+        top.plot(table.index, table[REFERENCE], color="black", ls=":",
+                 label=f"per-level networks ({_params(ref):,} params each; {_budget(ref)}{f'; mean of {n} seeds, band: min–max' if n > 1 else ''})")
+        _band(top, results, profile, task_name, REFERENCE, "black")
     bottom.axhline(0, color="black", lw=1, ls=":")
     top.set_ylabel("PSNR [dB]")
     bottom.set_ylabel("PSNR − per-level [dB]")
     bottom.set_xlabel(task.unit)
     note = textwrap.fill(CONTROL_NOTE, 100)  # one line would run past the figure's edges
     top.set_title(f"{task.title}, {tcfg['eval_dataset']} — profile {profile.name}\n{note}", fontsize=8)
-    top.legend(fontsize=7)
+    top.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the axes: long labels hide no curve
     top.grid(alpha=0.3)
     bottom.grid(alpha=0.3)
     fig.tight_layout()
     return save_figure(fig, out_dir / FIGURES[task_name])
+
+
+def _band(ax, results: pd.DataFrame, profile: Profile, task: str, model: str, colour) -> None:
+    """The min–max band over training seeds around an entry's mean curve, where it has several seeds."""
+    if "n_seeds" not in results:
+        return
+    sub = results[(results.profile == profile.name) & (results.task == task) & (results.metric == "psnr") & (results.model == model)]
+    sub = sub[sub.n_seeds > 1].sort_values("level")
+    if len(sub):
+        ax.fill_between(sub.level, sub.value_min, sub.value_max, color=colour, alpha=0.15, lw=0)
 
 
 def table4(profile: Profile, results: pd.DataFrame, entries: list[Entry]) -> pd.DataFrame:

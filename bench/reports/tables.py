@@ -18,6 +18,7 @@ from bench.reports.adaptive import write_adaptive_reports
 from bench.reports.figures import ENTRY_COLOURS, SPARE_COLOURS, pyplot, save_figure
 from bench.reports.markdown import markdown_table
 from bench.reports.published import applicable, published, published_value
+from bench.reports.seeds import over_seeds, seed_note, several_seeds, write_spread_figure
 from bench.tasks.task import get_task
 from bench.training.profiles import Entry, Profile, model_arch, model_kwargs
 from bench.training.recipes import departures_text
@@ -43,8 +44,10 @@ def level_label(task: str, level) -> str:
     return {"denoise": "σ={:g}", "dejpeg": "q={:g}", "sr": "x{:g}"}[task].format(float(level))
 
 
-def task_table(profile: Profile, task_name: str, results: pd.DataFrame, entries: list[Entry]) -> pd.DataFrame:
-    """Long table: model, metric, level, ours, published, delta, confidence (table levels + mean)."""
+def task_table(profile: Profile, task_name: str, results: pd.DataFrame, entries: list[Entry], per_seed_results: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Long table: model, metric, level, ours, published, delta, confidence (table levels + mean). `results` holds one
+    row per cell (bench.reports.seeds.over_seeds: the mean over training seeds); ours_sd is the standard deviation across
+    seeds of the cell (of the seeds' level means in the mean column), NaN for one seed."""
     task = get_task(task_name)
     pub, _ = applicable(published(), task_name, profile.task_cfg(task_name)["eval_dataset"], task.metric.key())
     ours = results[(results.task == task_name) & (results.profile == profile.name)]
@@ -59,10 +62,23 @@ def task_table(profile: Profile, task_name: str, results: pd.DataFrame, entries:
         mean = sum(present) / len(present) if len(present) == len(levels) else math.nan
         return dict(cells + [("mean", mean)]), {float(lv): il for lv, il in zip(sub.level, sub.input_level)}
 
+    def spread_of(model, metric):
+        """Standard deviation across training seeds per printed level and of the seeds' means over them."""
+        sub = per_seed[(per_seed.model == model) & (per_seed.metric == metric) & per_seed.level.isin([float(lv) for lv in levels])]
+        by_seed = sub.pivot_table(index="seed", columns="level", values="value") if "seed" in sub else sub.iloc[:1]
+        if len(by_seed) < 2:
+            return dict.fromkeys(levels + ["mean"], math.nan), len(by_seed)
+        sd = {lv: float(by_seed[float(lv)].std()) if float(lv) in by_seed else math.nan for lv in levels}
+        means = by_seed.mean(axis=1) if by_seed.shape[1] == len(levels) else None
+        return sd | {"mean": float(means.std()) if means is not None else math.nan}, len(by_seed)
+
+    per_seed = per_seed_results if per_seed_results is not None else ours
+    per_seed = per_seed[(per_seed.task == task_name) & (per_seed.profile == profile.name)]
     degraded = {metric: cells_of(INPUT, metric)[0] for metric in ("psnr", "ssim")}
-    for model in [e.model for e in entries] + [INPUT]:
+    for model in list(dict.fromkeys(e.model for e in entries)) + [INPUT]:
         for metric in ("psnr", "ssim"):
             values, given = cells_of(model, metric)
+            sds, n_seeds = spread_of(model, metric)
             for lv, v in values.items():
                 p, conf, digits = published_value(pub, task_name, model, lv, metric)
                 rows.append({
@@ -70,6 +86,7 @@ def task_table(profile: Profile, task_name: str, results: pd.DataFrame, entries:
                     "ours": v, "published": p, "delta": round(v - p, digits) if not (math.isnan(v) or math.isnan(p)) else math.nan,
                     "published_digits": digits, "published_confidence": conf, "input_level": given.get(float(lv), math.nan) if lv != "mean" else math.nan,
                     "vs_input": v - degraded[metric][lv] if model != INPUT else math.nan,
+                    "ours_sd": sds[lv], "n_seeds": n_seeds,
                 })
     return pd.DataFrame(rows)
 
@@ -85,12 +102,29 @@ def _wide(table: pd.DataFrame, task: str, labels: dict | None = None):
         if model != INPUT:  # the paper's numbers and our differences at the precision the paper printed
             printed = {lv: sub.published_digits[lv] for lv in levels}
             body.append([name, m, "paper"] + [_fmt(sub.published[lv], metric, digits=printed[lv]) for lv in levels])
-            body.append(["", "", "ours"] + [_fmt(sub.ours[lv], metric) + _elsewhere(lv, sub.input_level[lv]) for lv in levels])
+            body.append(["", "", "ours"] + [_fmt(sub.ours[lv], metric) + _spread(sub.ours_sd[lv], metric) + _elsewhere(lv, sub.input_level[lv])
+                                            for lv in levels])
             body.append(["", "", "ours − paper"] + [_fmt(sub.delta[lv], metric, signed=True, digits=printed[lv]) for lv in levels])
             body.append(["", "", "ours − input"] + [_fmt(sub.vs_input[lv], metric, signed=True) for lv in levels])
         else:
             body.append([name, m, "ours"] + [_fmt(sub.ours[lv], metric) for lv in levels])
     return header, body
+
+
+def _spread(sd, metric) -> str:
+    """' ± sd' across training seeds, nothing for one seed."""
+    return "" if sd is None or (isinstance(sd, float) and math.isnan(sd)) else f" ± {_fmt(sd, metric)}"
+
+
+def per_seed_table(profile: Profile, task_name: str, per_seed: pd.DataFrame, entries: list[Entry]) -> pd.DataFrame:
+    """The table's cells once per training seed of each entry (the CSV's per-seed rows, `seed` set)."""
+    frames = []
+    for seed in sorted(per_seed[per_seed.model != INPUT].seed.unique()):
+        rows = per_seed[(per_seed.seed == seed) | (per_seed.model == INPUT)]
+        present = set(rows[(rows.task == task_name) & (rows.seed == seed)].model)
+        table = task_table(profile, task_name, over_seeds(rows), [e for e in entries if e.model in present])
+        frames.append(table[table.model != INPUT].assign(seed=str(int(seed)), ours_sd=math.nan, n_seeds=1))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 def _elsewhere(level, input_level) -> str:
@@ -128,22 +162,24 @@ def _latex(header, body, caption: str) -> str:
 
 
 def _gain_over_input(results: pd.DataFrame, entry: Entry) -> float:
-    """Mean PSNR gain of an entry over its degraded input, across all evaluation levels."""
+    """Mean PSNR gain of an entry (its seed's runs) over its degraded input, across all evaluation levels."""
     psnr = results[(results.task == entry.task) & (results.metric == "psnr")]
-    ours = psnr[psnr.model == entry.model].set_index("level").value
+    ours = psnr[(psnr.model == entry.model) & (psnr.seed == entry.seed)].set_index("level").value
     base = psnr[psnr.model == INPUT].set_index("level").value
     common = ours.index.intersection(base.index)
     return float((ours[common] - base[common]).mean()) if len(common) else math.nan
 
 
 def _training_summary(entries: list[Entry], runs_dir: Path, results: pd.DataFrame) -> list[list]:
+    """One row per entry and training seed (`results`: one row per seed)."""
     rows = []
+    several = {e.model for e in entries if sum(x.model == e.model for x in entries) > 1}
     for e in entries:
         gain = _gain_over_input(results, e)
         summaries = [RunDir(runs_dir, r).summary() for r in e.runs]
         losses = [s.get("final_loss", math.nan) for s in summaries]
         rows.append([
-            PRETTY.get(e.model, e.model), ", ".join(f"{k}={v}" for k, v in e.model_kwargs.items() if k != "levels"),
+            PRETTY.get(e.model, e.model) + (f", seed {e.seed}" if e.model in several else ""), ", ".join(f"{k}={v}" for k, v in e.model_kwargs.items() if k != "levels"),
             f"{param_count(e.arch, **e.model_kwargs):,}" + (f" x {len(e.runs)} nets" if len(e.runs) > 1 else ""),
             len(e.runs), "imported" if e.weights else summaries[0].get("steps", "?") if summaries else "?",
             "—" if e.weights else e.runs[0].config["train"].get("data_protocol", "fresh"), _kept_weights(e, summaries),
@@ -162,7 +198,7 @@ def _kept_weights(entry: Entry, summaries: list[dict]) -> str:
     return f"best on {valid} at step " + " / ".join(str(s.get("best_step", "last")) for s in summaries)
 
 
-def conventions_text(profile: Profile, task_name: str, results: pd.DataFrame) -> list[str]:
+def conventions_text(profile: Profile, task_name: str, results: pd.DataFrame, per_seed: pd.DataFrame | None = None) -> list[str]:
     task, tcfg = get_task(task_name), profile.task_cfg(task_name)
     sub = results[(results.task == task_name) & (results.profile == profile.name)]
     lines = [
@@ -174,10 +210,12 @@ def conventions_text(profile: Profile, task_name: str, results: pd.DataFrame) ->
          f"{', '.join(f'{v:g}' for v in tcfg['bank_levels'])}; evaluated at {', '.join(f'{v:g}' for v in tcfg['eval_levels'])}."
          if tcfg.get("train_dataset") else
          f"Nothing trained here: every row is an official checkpoint (below); evaluated at {', '.join(f'{v:g}' for v in tcfg['eval_levels'])}."),
-        "† n: no network of the bank was trained for this level; the one trained for level n answered.",
+        "† n: the entry has no network for this level and level n's answered (a per-level bank: its nearest trained level; "
+        "DNI: its nearest endpoint, as it interpolates between its two endpoint networks and is undefined beyond them).",
         f"Profile `{profile.name}` differs from the paper in: " + ("; ".join(profile.conventions) or "nothing declared") + ".",
         "Published values: HyperRes arXiv 2206.05970v3 (paper_tables/published/hyperres_tables.csv); '—' = not printed or not legible; "
         "the paper's mean is over the five printed levels, and so is ours.",
+        seed_note((per_seed if per_seed is not None else sub)[lambda f: f.profile == profile.name], task_name, profile.seed),
     ]
     _, why = applicable(published(), task_name, tcfg["eval_dataset"], task.metric.key())
     if why:
@@ -210,7 +248,8 @@ def param_table(profile: Profile | None = None) -> pd.DataFrame:
 
 
 def psnr_figure(profile: Profile, task_name: str, results: pd.DataFrame):
-    """PSNR against level for every entry of the task (ours: lines) and the paper's printed values (crosses)."""
+    """PSNR against level for every entry of the task (ours: lines, the mean over training seeds with a min–max band
+    where there are several; `results` as bench.reports.seeds.over_seeds gives them) and the paper's printed values (crosses)."""
     plt = pyplot()
 
     task, tcfg = get_task(task_name), profile.task_cfg(task_name)
@@ -223,8 +262,11 @@ def psnr_figure(profile: Profile, task_name: str, results: pd.DataFrame):
     colours |= dict(zip(sorted(set(ours.model) - set(colours)), SPARE_COLOURS))
     for model, sub in ours.groupby("model"):
         sub = sub.sort_values("level")
+        n = int(sub.n_seeds.max()) if "n_seeds" in sub else 1
         ax.plot(sub.level, sub.value, marker="o", ms=3, color=colours.get(model), ls="--" if model == INPUT else "-",
-                label=f"{PRETTY.get(model, model)} (ours)")
+                label=f"{PRETTY.get(model, model)} (ours" + (f", mean of {n} seeds, band: min–max)" if n > 1 else ")"))
+        if n > 1:
+            ax.fill_between(sub.level, sub.value_min, sub.value_max, color=colours.get(model), alpha=0.2, lw=0)
     for model, sub in pub.groupby("model"):
         ax.scatter(sub.level.astype(float), sub.value.astype(float), marker="x", s=40, color=colours.get(model),
                    label=f"{PRETTY.get(model, model)} (paper)")
@@ -232,7 +274,7 @@ def psnr_figure(profile: Profile, task_name: str, results: pd.DataFrame):
         ax.axvline(lv, color="tab:red", alpha=0.15, lw=4)
     ax.set_xlabel(task.unit + " (shaded: HyperRes training levels)")
     ax.set_ylabel("PSNR [dB]")
-    ax.set_title(f"{task.title}, {tcfg['eval_dataset']} — profile {profile.name}")
+    ax.set_title(f"{task.title}, {tcfg['eval_dataset']}\nprofile {profile.name}", fontsize=10)  # two lines: one ran past the figure
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))  # beside the axes: it hides no line
     fig.tight_layout()
@@ -255,19 +297,21 @@ def official_notes(entries: list[Entry], absent: list[Entry]) -> list[str]:
 def write_reports(profile: Profile, paths, entries: list[Entry], absent: list[Entry] = ()) -> list[Path]:
     out = paths.tables_dir(profile.name)
     out.mkdir(parents=True, exist_ok=True)
-    results = read_results(paths.results_file(profile.name))
+    per_seed = read_results(paths.results_file(profile.name))  # one row per training seed
+    per_seed = per_seed[per_seed.profile == profile.name]
+    results = over_seeds(per_seed)  # one row per cell: the mean over seeds
+    several = several_seeds(per_seed)
     written, index = [], [f"# Generated tables — profile `{profile.name}`", "", profile.description, ""]
     for task_name in dict.fromkeys(e.task for e in entries):
         task = get_task(task_name)
         task_entries = [e for e in entries if e.task == task_name]
-        table = task_table(profile, task_name, results, task_entries)
+        table = task_table(profile, task_name, results, task_entries, per_seed)
         base = out / TABLE_FILES[task_name]
         labels = {e.model: f"{PRETTY.get(e.model, e.model)} (official weights)" for e in task_entries if e.weights}
         header, body = _wide(table, task_name, labels)
-        notes = (conventions_text(profile, task_name, results) + below_input_notes(table, profile, task_name) + departures_text(profile, task_entries)
+        notes = (conventions_text(profile, task_name, results, per_seed) + below_input_notes(table, profile, task_name) + departures_text(profile, task_entries)
                  + official_notes(task_entries, [e for e in absent if e.task == task_name]))
-        ours = results[results.profile == profile.name]
-        train = _training_summary(task_entries, paths.runs, ours)
+        train = _training_summary(task_entries, paths.runs, per_seed)
         title = f"{task.paper_table} — {task.title}, {profile.task_cfg(task_name)['eval_dataset']}: PSNR [dB] and SSIM"
         md = [f"## {title}", "", markdown_table(body, header), ""] + [f"- {n}" for n in notes]
         md += ["", "Training (data = the data protocol, fixed: whole images degraded once, fresh: every crop degraded as drawn; "
@@ -278,16 +322,23 @@ def write_reports(profile: Profile, paths, entries: list[Entry], absent: list[En
                                 "PSNR gain over input [dB]", "run ids"], tablefmt="github"), ""]
         atomic_write_text(base.with_suffix(".md"), "\n".join(md))
         atomic_write_text(base.with_suffix(".tex"), _latex(header, body, title + ". " + notes[0].replace("_", r"\_")))
+        if several:  # the mean and sd over seeds (seed "mean"), then every seed's own cells
+            csv = pd.concat([table.assign(seed="mean"), per_seed_table(profile, task_name, per_seed, task_entries)], ignore_index=True)
+        else:  # one seed: the table as it always was
+            csv = table.drop(columns=["ours_sd", "n_seeds"])
         buf = io.StringIO()
-        table.assign(metric_spec=task.metric.key(), profile=profile.name).to_csv(buf, index=False, float_format="%.4f")
+        csv.assign(metric_spec=task.metric.key(), profile=profile.name).to_csv(buf, index=False, float_format="%.4f")
         atomic_write_text(base.with_suffix(".csv"), buf.getvalue())
         written += [base.with_suffix(s) for s in (".md", ".tex", ".csv")]
         written += save_figure(psnr_figure(profile, task_name, results), out / f"fig_psnr_vs_level_{task_name}")
         index += md + [f"![PSNR vs level]({'fig_psnr_vs_level_' + task_name}.png)", ""]
+        spread = write_spread_figure(profile, task_name, per_seed, out)
+        written += spread
+        index += [f"![seed-to-seed spread]({spread[0].name})", ""] if spread else []
     unshown = [e for e in absent if e.task not in {t.task for t in entries}]
     if unshown:  # a task whose every entry is absent has no table
         index += ["## Absent official weights", ""] + [f"- {n}" for n in official_notes([], unshown)] + [""]
-    adaptive_files, adaptive_md = write_adaptive_reports(profile, results, entries, out)
+    adaptive_files, adaptive_md = write_adaptive_reports(profile, results, [e for e in entries if e.primary], out)
     written += adaptive_files
     index += adaptive_md
     params = param_table(profile)

@@ -34,9 +34,12 @@ class Task:
     eval_dataset: str
     paper_train_dataset: str
     default_options: dict = field(default_factory=dict)
-    # Bump when a change to the degradation code changes the task's training inputs: it enters the run
-    # config (when > 0), so runs trained on the old inputs are not reused. Other tasks keep their run ids.
+    # Bump when a change to the code that makes the task's images (degradation, colour conversion) changes
+    # its training inputs: it enters the run config (when > 0), so runs trained on the old inputs are not
+    # reused, and the keys of the training-data store and the evaluation and tuning files. Other tasks
+    # keep their run ids.
     # sr 1: the OpenCV resizer maps the down step with exactly the scale, as cv2.resize(fx=1/s).
+    # dejpeg 1: the luma images are OpenCV's fixed-point RGB2GRAY bit for bit (were 1 off on some pixels).
     revision: int = 0
 
     @property
@@ -101,7 +104,7 @@ TASKS = {
         paper_train_levels=(10, 30, 50, 80), paper_bank_levels=_steps(10, 80, 10),
         paper_eval_levels=_steps(10, 80, 10), table_levels=(10, 30, 50, 70, 80), paper_table="Table 1",
         eval_dataset="LIVE1", paper_train_dataset="DIV2K",
-        default_options={"subsampling": "4:2:0"},
+        default_options={"subsampling": "4:2:0"}, revision=1,
     ),
     "sr": Task(
         name="sr", title="Super-resolution (bicubic, pre-upsampled input)", unit="SR scale factor", valid_range=(1, 8),

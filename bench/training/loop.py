@@ -140,8 +140,10 @@ def optimise(model, params, objective, steps: int, train: dict, rundir: RunDir, 
             if ((step + 1) % every == 0 or step + 1 == steps) and distributed.is_main():
                 tensors, meta = _optimizer_tensors(opt)
                 tensors.update({f"model.{k}": v for k, v in model.state_dict().items()})
-                save_tensors(rundir.state_file, tensors, {**meta, "stage": stage, "step": step + 1, "loss_ema": loss_ema})
-                rundir.log({"stage": stage, "step": step + 1, "loss": value, "loss_ema": loss_ema, "lr": opt.param_groups[0]["lr"]})  # the rate the optimiser used
+                clock = {"wall_s": rundir.wall_s(), "segments": rundir.segment}  # the next segment adds its time to these
+                save_tensors(rundir.state_file, tensors, {**meta, "stage": stage, "step": step + 1, "loss_ema": loss_ema, **clock})
+                rundir.log({"stage": stage, "step": step + 1, "loss": value, "loss_ema": loss_ema, "lr": opt.param_groups[0]["lr"],  # the rate the optimiser used
+                            "segment": rundir.segment, "segment_s": round(rundir.segment_s(), 3)})
                 _fault_injection(step + 1)
     return float(loss_ema)
 

@@ -21,9 +21,11 @@ from bench.training.runs import RUN_FORMAT, Run
 from bench.training.settings import control_levels, run_recipe, training_levels, training_options, training_settings
 
 PROFILE_DIR = Path(__file__).resolve().parents[1] / "profiles"  # bench/profiles/*.yaml
-TRAIN_KEYS = {"steps", "batch", "crop", "lr", "lr_milestones", "lr_gamma", "checkpoint_every", "select", "data_protocol"}
+TRAIN_KEYS = {"steps", "batch", "crop", "lr", "lr_milestones", "lr_gamma", "checkpoint_every", "select", "data_protocol",
+              "tflop", "lr_milestone_fractions"}
+ALTERNATIVES = {"steps": "tflop", "tflop": "steps", "lr_milestones": "lr_milestone_fractions", "lr_milestone_fractions": "lr_milestones"}
 TASK_KEYS = {"train_dataset", "eval_dataset", "valid_dataset", "train_levels", "bank_levels", "eval_levels", "options", "below_input"}
-TOP_KEYS = ("name", "description", "seed", "conventions", "train", "models", "tasks", "first", "tune", "gpu", "grid", "budget", "extends")
+TOP_KEYS = ("name", "description", "seed", "seeds", "conventions", "train", "models", "tasks", "first", "tune", "gpu", "grid", "budget", "extends")
 SELECT = ("last", "best_validation")  # which weights a run keeps: its last, or its best on the validation set
 MERGED_SECTIONS = ("train", "models", "tune", "gpu", "grid", "budget")  # `extends:`: the child's keys override the base's, key by key
 
@@ -39,9 +41,16 @@ class Entry:
     arch: str = ""  # the registry name it is built from (defaults to `model`)
     weights: list = field(default_factory=list)  # official files to import instead of training (`weights:` in the profile)
     absent: str = ""  # why an entry with `weights` has no run: which file is missing and where to get it
+    seed: int = 0  # the training seed of its runs (one entry per seed of `seeds:`)
+    primary: bool = True  # the seed that tuning (Fig 5, blind table) and the budget figures use
 
     def __post_init__(self):
         self.arch = self.arch or self.model
+
+    @property
+    def key(self) -> tuple[str, int]:
+        """What tells apart the entries of one task: its name and training seed."""
+        return self.model, self.seed
 
 
 @dataclass
@@ -59,6 +68,7 @@ class Profile:
     grid: dict = field(default_factory=dict)  # optional `grid:` cluster settings (bench.training.grid), not part of run configs
     first: list[str] = field(default_factory=list)  # optional `first:` entries reproduce finishes (tables included) before the rest
     budget: dict = field(default_factory=dict)  # optional `budget: {images: N}`: fig_budget_<task> on the first N evaluation images
+    seeds: list[int] = field(default_factory=list)  # optional `seeds:` training seeds of every entry (default: [seed])
 
     def task_cfg(self, task: str) -> dict:
         return self.tasks[task]
@@ -106,6 +116,14 @@ def load_profile(name_or_path: str) -> Profile:
         for key in ("train_levels", "bank_levels", "eval_levels"):
             tcfg[key] = [task.check_level(v) for v in tcfg.get(key, [])]
         tcfg["options"] = task.options(tcfg.get("options"))
+    seeds = _seeds(raw.get("seeds", [raw["seed"]]), path, "seeds")
+    for name, kwargs in raw["models"].items():
+        if "seeds" in (kwargs or {}):
+            if (kwargs or {}).get("weights") is not None:
+                _fail(path, f"models.{name} has both weights: and seeds:", "official weights are not trained: drop seeds: from that entry")
+            own = kwargs["seeds"]
+            for task, listed in (own.items() if _per_task(own) else [(None, own)]):
+                _seeds(listed, path, f"models.{name}.seeds" + (f".{task}" if task else ""))
     first = list(raw.get("first") or [])
     for name in first:
         if name not in raw["models"]:
@@ -115,8 +133,33 @@ def load_profile(name_or_path: str) -> Profile:
         train=dict(raw["train"]), models=dict(raw["models"]), tasks=dict(raw["tasks"]),
         conventions=list(raw.get("conventions", [])), source=path, tune=dict(raw.get("tune") or {}),
         gpu=check_gpu_flags(raw.get("gpu") or {}, f"profile {path}"), grid=grid_settings(raw.get("grid") or {}, f"profile {path}"),
-        first=first, budget=_budget(raw.get("budget"), path),
+        first=first, budget=_budget(raw.get("budget"), path), seeds=seeds,
     )
+
+
+def _seeds(raw, path, where: str) -> list[int]:
+    """A list of distinct integer training seeds."""
+    if not (isinstance(raw, list) and raw and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in raw)
+            and len(set(raw)) == len(raw)):
+        _fail(path, f"{where} must be a non-empty list of distinct whole numbers >= 0, got {raw!r}", "write e.g. `seeds: [0, 1, 2]`")
+    return list(raw)
+
+
+def entry_seeds(profile: Profile, name: str, task: str) -> list[int]:
+    """The training seeds of one entry for one task: its own `seeds:` (a list, or lists per task: `{denoise: [0, 1, 2],
+    sr: [0]}`; a task it does not name trains the profile's), else the profile's `seeds:`, else the profile's `seed:`.
+    Each seed is its own run (its own run id); the evaluation inputs always use the profile's `seed:`."""
+    own = (profile.models[name] or {}).get("seeds")
+    if _per_task(own):
+        own = own.get(task)
+    return list(own or profile.seeds or [profile.seed])
+
+
+def primary_seed(profile: Profile, name: str, task: str) -> int:
+    """The seed whose runs tuning and the budget figures use: the profile's `seed:` when the entry trains with it,
+    else its first seed."""
+    seeds = entry_seeds(profile, name, task)
+    return profile.seed if profile.seed in seeds else seeds[0]
 
 
 def _check_train(path, train, where: str, per_task: bool = False) -> None:
@@ -142,7 +185,34 @@ def entry_train(profile: Profile, name: str, task: str) -> dict:
     profile's `train:`, its section for the task, the entry's own `train:`, and the entry's section for the task."""
     own = (profile.models[name] or {}).get("train") or {}
     layers = (profile.train, profile.train.get(task) or {}, own, own.get(task) or {})
-    return {k: v for layer in layers for k, v in layer.items() if k not in TASKS}
+    merged = {}
+    for layer in layers:
+        for key, value in layer.items():
+            if key not in TASKS:
+                merged.pop(ALTERNATIVES.get(key), None)  # `steps` replaces an earlier `tflop` and the other way round
+                merged[key] = value
+    return merged
+
+
+def compute_budget(train: dict, arch: str, kwargs: dict, levels, protocol: str) -> dict:
+    """A `train:` budget given as training compute (`tflop`: TFLOP per run, as the dry-run counts them) turned into
+    steps per training stage, so that entries of different cost get the same compute; `lr_milestone_fractions`
+    become milestones at those fractions of the steps. Settings without either are returned as they are."""
+    from bench.training.flops import step_flops
+
+    train = dict(train)
+    if "tflop" in train:
+        tflop = train.pop("tflop")
+        if not (isinstance(tflop, (int, float)) and not isinstance(tflop, bool) and tflop > 0):
+            raise HyperbenchError(f"train.tflop is {tflop!r}", "give the training compute per run in TFLOP, a number > 0 (e.g. `tflop: 20`)")
+        per_step = step_flops(arch, kwargs, levels, protocol, train["batch"], train["crop"])
+        train["steps"] = max(1, int(tflop * 1e12 / (per_step * model_cfg(arch).train_stages)))
+    if "lr_milestone_fractions" in train:
+        fractions = train.pop("lr_milestone_fractions")
+        if not (isinstance(fractions, list) and all(isinstance(f, (int, float)) and 0 < f < 1 for f in fractions)):
+            raise HyperbenchError(f"train.lr_milestone_fractions is {fractions!r}", "give fractions of the steps between 0 and 1, e.g. [0.8]")
+        train["lr_milestones"] = [max(1, round(f * train["steps"])) for f in fractions]
+    return train
 
 
 def entry_gpu(profile: Profile, name: str) -> dict:
@@ -201,7 +271,7 @@ def _per_task(value) -> bool:
 def model_kwargs(profile: Profile, model: str, task: str) -> dict:
     kwargs = dict(model_cfg(model_arch(profile, model)).task_kwargs.get(task, {}))
     for key, value in (profile.models[model] or {}).items():
-        if key in ("model", "weights", "train", "gpu"):
+        if key in ("model", "weights", "train", "gpu", "seeds"):
             continue
         if _per_task(value):
             if task not in value:
@@ -214,7 +284,8 @@ def model_kwargs(profile: Profile, model: str, task: str) -> dict:
 
 
 def expand(profile: Profile, tasks=None, models=None) -> list[Entry]:
-    """All table entries (and their runs) of a profile, optionally restricted to tasks/models."""
+    """All table entries (and their runs) of a profile, optionally restricted to tasks/models: one per model, task and
+    training seed (`seeds:`), the seeds of a model next to each other."""
     tasks = list(profile.tasks) if not tasks else tasks
     models = list(profile.models) if not models else models
     for t in tasks:
@@ -232,31 +303,35 @@ def expand(profile: Profile, tasks=None, models=None) -> list[Entry]:
             if task not in cfg.tasks:
                 continue
             kwargs = model_kwargs(profile, model, task)
-            entry = Entry(model, task, kwargs, arch=arch)
             weights = (profile.models[model] or {}).get("weights")
             if weights is not None:  # official weights, imported (bench.weights.profile_import), not trained
                 if task in weights:
+                    entry = Entry(model, task, kwargs, arch=arch, seed=profile.seed)
                     entry.weights = [weights[task]] if isinstance(weights[task], str) else list(weights[task])
                     entries.append(entry)
                 continue
             recipe = run_recipe(arch, task)
-            if cfg.protocol == "bank":
-                for level in tcfg["bank_levels"]:
-                    entry.runs.append(_run(profile, model, {**kwargs, "levels": [level]}, task, [level], "joint", recipe))
-            else:
-                levels = training_levels(recipe, tcfg["train_levels"])
-                entry.runs.append(_run(profile, model, kwargs, task, levels, cfg.protocol, recipe))
-            entries.append(entry)
+            primary = primary_seed(profile, model, task)
+            for seed in entry_seeds(profile, model, task):
+                entry = Entry(model, task, kwargs, arch=arch, seed=seed, primary=seed == primary)
+                if cfg.protocol == "bank":
+                    for level in tcfg["bank_levels"]:
+                        entry.runs.append(_run(profile, model, {**kwargs, "levels": [level]}, task, [level], "joint", recipe, seed))
+                else:
+                    levels = training_levels(recipe, tcfg["train_levels"])
+                    entry.runs.append(_run(profile, model, kwargs, task, levels, cfg.protocol, recipe, seed))
+                entries.append(entry)
     return entries
 
 
-def _run(profile: Profile, name: str, kwargs: dict, task: str, levels, protocol: str, recipe) -> Run:
+def _run(profile: Profile, name: str, kwargs: dict, task: str, levels, protocol: str, recipe, seed: int) -> Run:
     tcfg = profile.tasks[task]
     model = model_arch(profile, name)
     revision = model_cfg(model).revision
     control = control_levels(recipe)
     gpu = entry_gpu(profile, name)
-    train = training_settings(recipe, entry_train(profile, name, task), f"profile {profile.source}, {name} ({task})", bool(tcfg.get("valid_dataset")))
+    budget = compute_budget(entry_train(profile, name, task), model, kwargs, levels, protocol)
+    train = training_settings(recipe, budget, f"profile {profile.source}, {name} ({task})", bool(tcfg.get("valid_dataset")))
     if train.get("select") == "best_validation" and not tcfg.get("valid_dataset"):
         raise HyperbenchError(f"profile {profile.source}: train.select is best_validation, but task {task} names no valid_dataset",
                               f"add `valid_dataset: <a held-out set>` to tasks.{task}, or drop `select:` (the last weights are kept)")
@@ -272,7 +347,7 @@ def _run(profile: Profile, name: str, kwargs: dict, task: str, levels, protocol:
         "options": training_options(recipe, task, tcfg["options"]),
         **({"control": control} if control else {}),  # the levels at control 0 and 1 (CResMD's official normalisation)
         **({"valid_dataset": tcfg.get("valid_dataset")} if train.get("select") == "best_validation" else {}),
-        "seed": profile.seed,
+        "seed": seed,  # training only: a profile that adds seeds keeps the runs of the seed it had
         **({"gpu": gpu} if gpu else {}),  # only when a flag is on: run ids of profiles and entries without it stay the same
         **({"revision": revision} if revision else {}),  # only when bumped: other entries keep their run ids
         **({"task_revision": get_task(task).revision} if get_task(task).revision else {}),  # likewise per task

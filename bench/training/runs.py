@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +51,7 @@ class RunDir:
         self.log_file = self.path / "log.jsonl"
         self.done_file = self.path / "done"
         self.data_root = None  # where the trainer found the datasets (validation sets are read from there too)
+        self.prior_s, self.segment, self.started = 0.0, 1, time.time()  # the training clock (start_segment)
 
     def create(self) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
@@ -66,6 +68,25 @@ class RunDir:
         for name in (self.state_file.name, self.model_file.name):
             for tmp in self.path.glob(f".{name}.*.tmp"):
                 tmp.unlink(missing_ok=True)
+
+    def start_segment(self) -> None:
+        """Start timing this process's segment of the training. The earlier segments' time and count come
+        from the resume state, where every checkpoint stores them: a killed segment counts up to its last
+        checkpoint (the work after it is redone, and timed, by the next one); one killed before its first
+        checkpoint left nothing and is not counted."""
+        from bench.common.checkpoint import read_metadata
+
+        meta = read_metadata(self.state_file) if self.state_file.exists() else {}
+        self.prior_s = float(meta.get("wall_s", 0.0))
+        self.segment = int(meta.get("segments", 1)) + 1 if meta else 1  # a state of older code: one segment before
+        self.started = time.time()
+
+    def segment_s(self) -> float:
+        return time.time() - self.started
+
+    def wall_s(self) -> float:
+        """Seconds of training so far, every segment's."""
+        return self.prior_s + self.segment_s()
 
     @property
     def is_done(self) -> bool:

@@ -11,6 +11,8 @@ What the recipe gives (bench/training/recipes.py, a machine-readable `value` per
   * the level -> control mapping (`control`: the levels at control 0 and 1) where it is not the first
     and last training level (CResMD: condition = sigma / 50, (102 - q) / 92);
   * the level distribution of continuously trained entries (CResMD: Beta(0.5, 1));
+  * a loss other than L1 where the recipe gives one as data (`loss: {kind: charbonnier, eps}`: CResMD
+    deJPEG, whose official L1 collapses a JPEG-only model to the identity);
   * which weights a run keeps (HyperRes: the best on the task's `valid_dataset` every 2 epochs; a
     profile's `select: last`, or a task without a validation set, keeps the last);
   * the data protocol (`fixed`: whole images degraded once and stored, each once per epoch; `fresh`:
@@ -63,6 +65,9 @@ def training_settings(recipe: Recipe | None, profile_train: dict, where: str, va
         value = recipe.value(key)
         if is_number(value) and value != default:
             train[key] = float(value)
+    loss = recipe.value("loss")
+    if isinstance(loss, dict) and loss.get("kind", "l1") != "l1":
+        train["loss"] = dict(loss)  # absent for L1 (every loss given as text): those run ids stay as they were
     distribution = recipe.value("level_distribution")
     if isinstance(distribution, dict):
         train["level_distribution"] = dict(distribution)

@@ -4,7 +4,6 @@ same run at once)."""
 
 from __future__ import annotations
 
-import time
 from contextlib import nullcontext
 
 import numpy as np
@@ -44,14 +43,15 @@ def train_run(rundir: RunDir, data_root=None) -> dict:
             return rundir.summary()
         if main:
             rundir.remove_stale_temp_files()  # left by a process killed while writing a checkpoint
-        t0 = time.time()
+        rundir.start_segment()  # after a resume, wall_s adds the earlier segments' time
         try:
             summary = protocol(model, rundir, crops)
         except HyperbenchError as exc:
             if main:
                 rundir.log({"failed": exc.problem})  # the folder says why it is unfinished
             raise
-        summary.update({"run_id": rundir.run.run_id, "wall_s": round(time.time() - t0, 2), "torch_threads": torch.get_num_threads()})
+        summary.update({"run_id": rundir.run.run_id, "wall_s": round(rundir.wall_s(), 2), "segments": rundir.segment,
+                        "torch_threads": torch.get_num_threads()})
         if distributed.world_size() > 1:
             summary["processes"] = distributed.world_size()
         if main:

@@ -185,6 +185,12 @@ def _cache_key(payload: dict) -> str:
     return hashlib.sha256(json.dumps({"format": TUNE_FORMAT, **payload}, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
+def _revision(task) -> dict:
+    """The task's revision for a cache key, only when bumped (other tasks keep their files): imported
+    official weights have the same run ids whatever the task's inputs, so the runs alone do not tell."""
+    return {"task_revision": task.revision} if task.revision else {}
+
+
 def cached_frame(path, compute: Callable[[], list[dict]], log=print) -> pd.DataFrame:
     """Rows from a CSV cache, or computed and stored (full precision, atomically)."""
     if not path.exists():
@@ -206,7 +212,7 @@ def optimal_frame(profile: Profile, paths, entry: Entry, model, settings: TuneSe
     key = _cache_key({
         "runs": [r.run_id for r in entry.runs], "dataset": tcfg["eval_dataset"], "options": tcfg["options"], "seed": profile.seed,
         "metric": task.metric.key(), "images": settings.images, "levels": settings.task_levels(task),
-        "search": [settings.window, settings.grid, settings.probes, settings.eps],
+        "search": [settings.window, settings.grid, settings.probes, settings.eps], **_revision(task),
     })
     images = load_dataset(tcfg["eval_dataset"], data_root, colour=task.channels)[: settings.images]
     t0 = time.time()
@@ -230,7 +236,7 @@ def blind_frame(profile: Profile, paths, trained: list, settings: TuneSettings, 
     key = _cache_key({
         "runs": {e.model: [r.run_id for r in e.runs] for e in denoisers}, "estimator": identity, "crops": estimator.crops,
         "dataset": tcfg["eval_dataset"], "images": settings.blind.get("images"), "levels": levels,
-        "options": tcfg["options"], "seed": profile.seed, "metric": get_task("denoise").metric.key(),
+        "options": tcfg["options"], "seed": profile.seed, "metric": get_task("denoise").metric.key(), **_revision(get_task("denoise")),
     })
     models = {e.model: model for e, model in trained if e.task == "denoise"}
     t0 = time.time()
@@ -248,7 +254,8 @@ def tune_profile(profile: Profile, paths, tasks=None, models=None, data_root=Non
     results/<profile>/tuning/. Returns the files written."""
     settings = settings or tune_settings(profile)
     trained = []
-    for entry in adaptive_entries(profile_entries(profile, paths, tasks, models, log)[0]):
+    primary = [e for e in profile_entries(profile, paths, tasks, models, log)[0] if e.primary]  # one training seed per entry
+    for entry in adaptive_entries(primary):
         model = assemble(entry, paths.runs)
         if has_controls(model):
             trained.append((entry, model))
@@ -271,7 +278,7 @@ def benchmark(profile: Profile, paths, task_name: str = "denoise", model_name: s
     the two argmaxes agree within one grid step, on the first images at the paper's table levels. Both use
     the same batched PSNR evaluation; the search runs at the grid's resolution."""
     settings = replace(tune_settings(profile), grid=grid, levels={task_name: list(get_task(task_name).table_levels)})
-    entries = expand(profile, [task_name], [model_name])
+    entries = [e for e in expand(profile, [task_name], [model_name]) if e.primary]
     if not entries:
         raise HyperbenchError(f"{model_name} has no {task_name} entry in profile {profile.name}", "pick a task and model of the profile")
     task, tcfg = get_task(task_name), profile.task_cfg(task_name)
