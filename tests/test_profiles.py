@@ -276,3 +276,17 @@ def test_a_later_steps_replaces_an_earlier_tflop_and_bad_compute_budgets_are_ref
     for bad in ({"tflop": -1}, {"tflop": "x"}, {"tflop": 1, "lr_milestone_fractions": [1.5]}):
         with pytest.raises(HyperbenchError):
             compute_budget({"batch": 8, "crop": 48, **bad}, "ffdnet", {"width": 8, "convs": 3, "in_channels": 3}, [0.0, 75.0], "noise_map")
+
+
+def test_a_budget_in_tflop_takes_batch_and_crop_from_the_recipe_and_one_mapping_gives_steps_or_tflop(tmp_path):
+    from bench.training.plan import plan
+
+    path = tmp_path / "compute.yaml"
+    path.write_text("name: compute\nextends: paper\ntrain: {tflop: 200}\n")
+    entries = [e for e in expand(load_profile(str(path)), ["denoise"], ["adafm"])]
+    planned = plan(entries, tmp_path)
+    assert all(0.99 * 200e12 <= p.train_flops <= 200e12 for p in planned)  # batch and crop from AdaFM's official recipe
+    path.write_text("name: compute\nextends: smoke\ntrain: {steps: 40, tflop: 5, batch: 4, crop: 32, lr: 1.0e-3}\n")
+    with pytest.raises(HyperbenchError) as err:
+        load_profile(str(path))
+    assert "both steps and tflop" in str(err.value)

@@ -117,3 +117,26 @@ def test_over_seeds_gives_mean_sd_and_range_per_cell():
     cells = over_seeds(rows).set_index("model")
     assert cells.value["a"] == 31.0 and cells.value_sd["a"] == 1.0 and (cells.value_min["a"], cells.value_max["a"]) == (30.0, 32.0)
     assert cells.seeds["a"] == "0,1,2" and cells.n_seeds["b"] == 1 and math.isnan(cells.value_sd["b"])
+
+
+def test_a_per_task_seeds_typo_names_the_task(tmp_path):
+    with pytest.raises(HyperbenchError) as err:
+        _profile(tmp_path, models={"hyperres": {"seeds": {"denoise": [0, 1], "srr": [0]}}})
+    assert "srr" in str(err.value) and "lists per task" in str(err.value)
+
+
+def test_tables_show_only_the_seeds_the_profile_trains(two_seeds, tmp_path):
+    """A seed dropped from `seeds:` keeps its rows in results.csv (their key holds the seed) but leaves the tables."""
+    from bench.reports.tables import write_reports
+
+    profile, paths = two_seeds
+    one = _profile(tmp_path, models={"hyperres": {"seeds": [0]}})
+    entries = [e for e in expand(one, ["sr"]) if e.model in ("hyperres", "perlevel")]
+    out = Paths(runs=paths.runs, results=paths.results, tables=tmp_path / "tables")
+    write_reports(one, out, entries)
+    table = pd.read_csv(out.tables_dir(one.name) / "table3_sr.csv")
+    assert "seed" not in table.columns and "ours_sd" not in table.columns  # one seed: the layout it always had
+    rows = pd.read_csv(paths.results_file(profile.name))
+    seed0 = rows[(rows.model == "hyperres") & (rows.metric == "psnr") & (rows.level == 2.0) & (rows.seed == 0)].value.iloc[0]
+    cell = table[(table.model == "hyperres") & (table.metric == "psnr") & (table.level.astype(str) == "2")].ours.iloc[0]
+    assert cell == pytest.approx(seed0, abs=1e-4)

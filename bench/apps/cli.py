@@ -153,9 +153,13 @@ def _print_plan(prof, tasks, models, runs_dir, tflops) -> None:
     headers = ["entry", "task", "levels", "seed", "steps", "batch x crop", "crops/step", "train TFLOP", "run", "state"]
     seeds = {}
     for p in planned:
-        seeds.setdefault(p.entry, set()).add(p.seed)
-    several = {name: len(s) for name, s in seeds.items() if len(s) > 1}
-    counted = f" ({', '.join(f'{name} x {n} seeds' for name, n in several.items())})" if several else " (one training seed each)"
+        seeds.setdefault((p.entry, p.task), set()).add(p.seed)
+    several = {}  # entry -> {number of seeds: tasks}
+    for (name, task), found in seeds.items():
+        if len(found) > 1:
+            several.setdefault(name, {}).setdefault(len(found), []).append(task)
+    counted = "; ".join(f"{name} x {n} seeds ({', '.join(tasks)})" for name, by_n in several.items() for n, tasks in by_n.items())
+    counted = f" ({counted})" if counted else " (one training seed each)"
     log(f"profile {prof.name}: {len(planned)} runs{counted}\n" + tabulate(rows, headers, tablefmt="simple", disable_numparse=True))
     todo = [p for p in planned if not p.done]
     total = sum(p.train_flops for p in todo)

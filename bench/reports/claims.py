@@ -118,7 +118,7 @@ def _verdict(comparison: Comparison | None, floor) -> tuple[str, str]:
 def _unequal_budget(profile, a: Entry | None, b: Entry | None) -> str:
     """A remark when the two entries of a comparison trained for different budgets (it then measures budget too): other
     step counts, unless both were given the same training compute (`tflop`)."""
-    if a is None or b is None or not a.runs or not b.runs:
+    if a is None or b is None or a.weights or b.weights or not a.runs or not b.runs:  # official weights: trained elsewhere
         return ""
     budgets = [entry_train(profile, e.model, e.task) for e in (a, b)]
     if "tflop" in budgets[0] and budgets[0].get("tflop") == budgets[1].get("tflop"):

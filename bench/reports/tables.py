@@ -119,7 +119,7 @@ def _spread(sd, metric) -> str:
 def per_seed_table(profile: Profile, task_name: str, per_seed: pd.DataFrame, entries: list[Entry]) -> pd.DataFrame:
     """The table's cells once per training seed of each entry (the CSV's per-seed rows, `seed` set)."""
     frames = []
-    for seed in sorted(per_seed[per_seed.model != INPUT].seed.unique()):
+    for seed in sorted(per_seed[(per_seed.model != INPUT) & (per_seed.task == task_name)].seed.unique()):
         rows = per_seed[(per_seed.seed == seed) | (per_seed.model == INPUT)]
         present = set(rows[(rows.task == task_name) & (rows.seed == seed)].model)
         table = task_table(profile, task_name, over_seeds(rows), [e for e in entries if e.model in present])
@@ -298,9 +298,10 @@ def write_reports(profile: Profile, paths, entries: list[Entry], absent: list[En
     out = paths.tables_dir(profile.name)
     out.mkdir(parents=True, exist_ok=True)
     per_seed = read_results(paths.results_file(profile.name))  # one row per training seed
-    per_seed = per_seed[per_seed.profile == profile.name]
+    # the runs of these entries only: rows of seeds or an evaluation seed the profile no longer has stay out
+    current = {e.key for e in entries} | {(INPUT, profile.seed)}
+    per_seed = per_seed[(per_seed.profile == profile.name) & pd.Series([(m, s) in current for m, s in zip(per_seed.model, per_seed.seed)], index=per_seed.index, dtype=bool)]
     results = over_seeds(per_seed)  # one row per cell: the mean over seeds
-    several = several_seeds(per_seed)
     written, index = [], [f"# Generated tables — profile `{profile.name}`", "", profile.description, ""]
     for task_name in dict.fromkeys(e.task for e in entries):
         task = get_task(task_name)
@@ -322,7 +323,7 @@ def write_reports(profile: Profile, paths, entries: list[Entry], absent: list[En
                                 "PSNR gain over input [dB]", "run ids"], tablefmt="github"), ""]
         atomic_write_text(base.with_suffix(".md"), "\n".join(md))
         atomic_write_text(base.with_suffix(".tex"), _latex(header, body, title + ". " + notes[0].replace("_", r"\_")))
-        if several:  # the mean and sd over seeds (seed "mean"), then every seed's own cells
+        if several_seeds(per_seed[per_seed.task == task_name]):  # the mean and sd over seeds (seed "mean"), then every seed's own cells
             csv = pd.concat([table.assign(seed="mean"), per_seed_table(profile, task_name, per_seed, task_entries)], ignore_index=True)
         else:  # one seed: the table as it always was
             csv = table.drop(columns=["ours_sd", "n_seeds"])

@@ -9,7 +9,6 @@ jointly trained runs). FLOP counts are analytic, so they are the same on every m
 from __future__ import annotations
 
 import json
-from functools import cache
 
 from bench.models.catalog import create_model
 
@@ -17,9 +16,16 @@ PROBE_SIDES = (32, 64)  # the smallest sides every entry takes (HINet pads to 32
 BACKWARD_FACTOR = 3  # forward + backward of a step, in forwards
 
 
-@cache
 def forward_flops_fit(arch: str, kwargs_json: str, level: float) -> tuple[float, float]:
-    """(constant, per pixel) forward FLOPs of one image, from two probe sizes (kwargs as JSON: a cache key)."""
+    """(constant, per pixel) forward FLOPs of one image, from two probe sizes (kwargs as JSON: a cache key). The
+    count depends on the shapes alone, not on the level's value, so one count serves every level of a model."""
+    return _fit(arch, kwargs_json, level) if (arch, kwargs_json) not in _FITS else _FITS[(arch, kwargs_json)]
+
+
+_FITS: dict = {}
+
+
+def _fit(arch: str, kwargs_json: str, level: float) -> tuple[float, float]:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -32,7 +38,8 @@ def forward_flops_fit(arch: str, kwargs_json: str, level: float) -> tuple[float,
         counts.append(counter.get_total_flops())
     (s0, s1), (f0, f1) = PROBE_SIDES, counts
     per_pixel = (f1 - f0) / (s1 * s1 - s0 * s0)
-    return f0 - per_pixel * s0 * s0, per_pixel
+    _FITS[(arch, kwargs_json)] = (f0 - per_pixel * s0 * s0, per_pixel)
+    return _FITS[(arch, kwargs_json)]
 
 
 def step_flops(arch: str, model_kwargs: dict, levels, protocol: str, batch: int, crop: int) -> float:

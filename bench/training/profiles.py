@@ -122,6 +122,9 @@ def load_profile(name_or_path: str) -> Profile:
             if (kwargs or {}).get("weights") is not None:
                 _fail(path, f"models.{name} has both weights: and seeds:", "official weights are not trained: drop seeds: from that entry")
             own = kwargs["seeds"]
+            if isinstance(own, dict) and not _per_task(own):
+                _fail(path, f"models.{name}.seeds names {sorted(set(own) - set(TASKS))}, which are no tasks",
+                      f"write a list (`seeds: [0, 1, 2]`) or lists per task ({', '.join(TASKS)})")
             for task, listed in (own.items() if _per_task(own) else [(None, own)]):
                 _seeds(listed, path, f"models.{name}.seeds" + (f".{task}" if task else ""))
     first = list(raw.get("first") or [])
@@ -173,6 +176,9 @@ def _check_train(path, train, where: str, per_task: bool = False) -> None:
               f"allowed: {sorted(TRAIN_KEYS)}" + ("" if per_task else f", or a task ({', '.join(TASKS)}) mapped to its own settings"))
     for task in set(train) & set(TASKS):
         _check_train(path, train[task], f"{where}.{task}", per_task=True)
+    for key in ("steps", "lr_milestones"):  # alternatives: one mapping gives one of them, a later one may replace it
+        if key in train and ALTERNATIVES[key] in train:
+            _fail(path, f"{where} gives both {key} and {ALTERNATIVES[key]}", "keep one of them (a budget in steps, or in TFLOP / fractions of the steps)")
     if train.get("select", "last") not in SELECT:
         _fail(path, f"{where}.select is {train['select']!r}", f"use one of {', '.join(SELECT)} (which weights a run keeps)")
     if train.get("data_protocol", "fresh") not in DATA_PROTOCOLS:
@@ -194,24 +200,32 @@ def entry_train(profile: Profile, name: str, task: str) -> dict:
     return merged
 
 
-def compute_budget(train: dict, arch: str, kwargs: dict, levels, protocol: str) -> dict:
+def compute_budget(train: dict, arch: str, kwargs: dict, levels, protocol: str, recipe=None, where: str = "train") -> dict:
     """A `train:` budget given as training compute (`tflop`: TFLOP per run, as the dry-run counts them) turned into
     steps per training stage, so that entries of different cost get the same compute; `lr_milestone_fractions`
     become milestones at those fractions of the steps. Settings without either are returned as they are."""
     from bench.training.flops import step_flops
 
     train = dict(train)
+
+    def given(key):  # the profile's value, else the recipe's (batch and crop decide a step's cost)
+        value = train.get(key, recipe.value(key) if recipe is not None else None)
+        if not (isinstance(value, int) and not isinstance(value, bool) and value > 0):
+            raise HyperbenchError(f"{where}: tflop and lr_milestone_fractions need train.{key}, which neither the profile nor the recipe gives",
+                                  f"set train.{key} in the profile")
+        return value
+
     if "tflop" in train:
         tflop = train.pop("tflop")
         if not (isinstance(tflop, (int, float)) and not isinstance(tflop, bool) and tflop > 0):
-            raise HyperbenchError(f"train.tflop is {tflop!r}", "give the training compute per run in TFLOP, a number > 0 (e.g. `tflop: 20`)")
-        per_step = step_flops(arch, kwargs, levels, protocol, train["batch"], train["crop"])
+            raise HyperbenchError(f"{where}: train.tflop is {tflop!r}", "give the training compute per run in TFLOP, a number > 0 (e.g. `tflop: 20`)")
+        per_step = step_flops(arch, kwargs, levels, protocol, given("batch"), given("crop"))
         train["steps"] = max(1, int(tflop * 1e12 / (per_step * model_cfg(arch).train_stages)))
     if "lr_milestone_fractions" in train:
         fractions = train.pop("lr_milestone_fractions")
         if not (isinstance(fractions, list) and all(isinstance(f, (int, float)) and 0 < f < 1 for f in fractions)):
-            raise HyperbenchError(f"train.lr_milestone_fractions is {fractions!r}", "give fractions of the steps between 0 and 1, e.g. [0.8]")
-        train["lr_milestones"] = [max(1, round(f * train["steps"])) for f in fractions]
+            raise HyperbenchError(f"{where}: train.lr_milestone_fractions is {fractions!r}", "give fractions of the steps between 0 and 1, e.g. [0.8]")
+        train["lr_milestones"] = [max(1, round(f * given("steps"))) for f in fractions]
     return train
 
 
@@ -330,7 +344,7 @@ def _run(profile: Profile, name: str, kwargs: dict, task: str, levels, protocol:
     revision = model_cfg(model).revision
     control = control_levels(recipe)
     gpu = entry_gpu(profile, name)
-    budget = compute_budget(entry_train(profile, name, task), model, kwargs, levels, protocol)
+    budget = compute_budget(entry_train(profile, name, task), model, kwargs, levels, protocol, recipe, f"profile {profile.source}, {name} ({task})")
     train = training_settings(recipe, budget, f"profile {profile.source}, {name} ({task})", bool(tcfg.get("valid_dataset")))
     if train.get("select") == "best_validation" and not tcfg.get("valid_dataset"):
         raise HyperbenchError(f"profile {profile.source}: train.select is best_validation, but task {task} names no valid_dataset",
