@@ -12,6 +12,7 @@ from rich.text import Text
 from bench.apps.cli_common import (
     DataRootOpt,
     DeviceOpt,
+    MetricsOpt,
     ModelsOpt,
     ProfileOpt,
     ResultsOpt,
@@ -26,6 +27,7 @@ from bench.apps.cli_common import (
     console,
     log,
     use_device,
+    with_metrics,
 )
 from bench.apps.cli_data import data_app
 from bench.apps.cli_weights import weights_app
@@ -82,16 +84,18 @@ def train(profile: str = ProfileOpt, tasks: str = TasksOpt, models: str = Models
 @app.command("eval")
 def eval_cmd(profile: str = ProfileOpt, tasks: str = TasksOpt, models: str = ModelsOpt, data_root: str = DataRootOpt,
              runs_dir: Path = RunsOpt, results_dir: Path = ResultsOpt, tables_dir: Path = TablesOpt, weights_dir: Path = WeightsOpt,
-             device: str = DeviceOpt):
+             device: str = DeviceOpt, metrics: str = MetricsOpt):
     """Evaluate trained runs at every evaluation level and store tidy results."""
     from bench.apps.reproduce import deterministic, evaluate_task, tidy_rows
     from bench.evaluation.results import write_rows
+    from bench.metrics.iqa import check_profile_metrics
     from bench.training.profiles import load_profile
     from bench.weights.profile_import import profile_entries
 
     use_device(device, None)
     deterministic()
-    prof = load_profile(profile)
+    prof = with_metrics(load_profile(profile), metrics)
+    check_profile_metrics(prof)  # pyiqa there, names known, weight files present: before any work
     paths = _paths(runs_dir, results_dir, tables_dir, weights_dir)
     entries, _ = profile_entries(prof, paths, _split(tasks), _split(models), log)
     for task in dict.fromkeys(e.task for e in entries):
@@ -116,14 +120,14 @@ def reproduce(profile: str = ProfileOpt, tasks: str = TasksOpt, models: str = Mo
                                         "without waiting, finished runs are gathered and the others reported as missing"),
               dry_run: bool = typer.Option(False, "--dry-run", help="print the plan (every run, its settings and training FLOPs) and run nothing"),
               tflops: float = typer.Option(None, "--tflops", help="with --dry-run: a device's sustained TFLOP/s, for a time estimate"),
-              device: str = DeviceOpt, workers: int = WorkersOpt):
+              device: str = DeviceOpt, workers: int = WorkersOpt, metrics: str = MetricsOpt):
     """Train, evaluate and write Tables 1-3, the parameter table and figures for a profile."""
     from bench.apps.reproduce import reproduce as run
     from bench.training.grid_options import GridOptions
     from bench.training.profiles import load_profile
 
     use_device(device, workers)
-    prof = load_profile(profile)
+    prof = with_metrics(load_profile(profile), metrics)
     if dry_run:
         _print_plan(prof, _split(tasks), _split(models), runs_dir, tflops)
         return
@@ -184,6 +188,28 @@ def tables(profile: str = ProfileOpt, tasks: str = TasksOpt, models: str = Model
     entries, absent = profile_entries(prof, paths, _split(tasks), _split(models), log)
     for path in write_reports(prof, paths, entries, absent) + [write_claims(prof, paths, entries)[0]]:
         console.print(f"  {path}")
+
+
+@app.command()
+def metrics(profile: str = typer.Option(None, "--profile", "-p", help="also check the metrics this profile scores (names, pyiqa, weight files)"),
+            fetch: list[str] = typer.Option(None, "--fetch", help="build these pyiqa metrics with downloads allowed (their weight files go to "
+                                            "TORCH_HOME): run it on a machine with internet"),
+            time_images: int = typer.Option(0, "--time", help="benchmark: score this many CBSD68 images (noisy, sigma 25) with every metric of "
+                                            "--profile (else psnr, ssim, ms_ssim, nlpd) and print the seconds each adds per 1,000 images"),
+            cross_check: bool = typer.Option(False, "--cross-check", help="pyiqa's psnr, psnry, ssim and ssimc against the suite's own "
+                                             "PSNR/SSIM on the bundled sample images (docs/metrics.md)"),
+            data_root: str = DataRootOpt):
+    """List the metrics a profile can use: the suite's PSNR/SSIM and pyiqa's full-reference metrics, their direction and weight files."""
+    from bench.apps.metrics_list import fetch_metrics, list_metrics, print_cross_check, time_metrics
+
+    if cross_check:
+        print_cross_check(log)
+    elif fetch:
+        fetch_metrics(fetch, log)
+    elif time_images:
+        time_metrics(profile, time_images, data_root, log)
+    else:
+        list_metrics(profile, console)
 
 
 @app.command()

@@ -80,6 +80,8 @@ def use_device(device: str | None, workers: int | None) -> None:
         distributed.device()  # a CUDA device on a machine without one: the clear error now, not after loading data
 
 
+MetricsOpt = typer.Option(None, "--metrics", help="comma-separated subset of the profile's metrics to score (psnr,ssim: the suite's own "
+                          "only, e.g. where pyiqa is not installed); default: all the profile lists")
 WeightsOpt = typer.Option(None, "--weights-dir", help="official weight files, for profiles with `weights:` (default: $HYPERBENCH_WEIGHTS or ./weights)")
 
 
@@ -87,3 +89,21 @@ def _paths(runs_dir, results_dir, tables_dir, weights_dir=None):
     from bench.apps.reproduce import Paths
 
     return Paths(runs=runs_dir, results=results_dir, tables=tables_dir, weights=weights_dir)
+
+
+def with_metrics(profile, names: str | None):
+    """The profile scoring only the metrics named (PSNR and SSIM always); an unknown name gets "did you mean"."""
+    from dataclasses import replace
+
+    from bench.common.errors import HyperbenchError, did_you_mean
+    from bench.metrics.iqa import BUILTIN
+
+    if names is None:
+        return profile
+    wanted = _split(names) or []
+    listed = list(BUILTIN) + [m["name"] for m in profile.metrics]
+    for name in wanted:
+        if name not in listed:
+            raise HyperbenchError(f"--metrics names {name!r}, which profile {profile.name} does not score",
+                                  did_you_mean(name, listed) + " (add a metric to the profile's metrics: first)")
+    return replace(profile, metrics=[m for m in profile.metrics if m["name"] in wanted])

@@ -16,6 +16,7 @@ from bench.data.input_cache import set_sha256
 from bench.data.loading import SKIMAGE_EVAL, SKIMAGE_TRAIN, Image, load_dataset, resolve_data_root
 from bench.evaluation import evaluate as ev
 from bench.evaluation.results import environment, per_image_file, write_rows
+from bench.metrics.iqa import check_profile_metrics, profile_specs, pyiqa_version
 from bench.tasks.task import Task, get_task
 from bench.training import distributed
 from bench.training.loop import check_train_settings
@@ -119,15 +120,18 @@ def train_all(entries: list[Entry], paths: Paths, data_root=None, log=print, gri
 
 def evaluate_task(profile: Profile, task_name: str, entries: list[Entry], paths: Paths, data_root=None, log=print) -> pd.DataFrame:
     """Per-image metrics of all entries of one task (a `seed` column tells the training seeds of one entry apart); each
-    entry's rows are cached on their own, so only entries without a stored evaluation are run."""
+    entry's rows are cached on their own, PSNR/SSIM in one file and each pyiqa metric of the profile in its own, so only
+    what is not stored yet is computed (the forward passes are redone for an entry that lacks a metric)."""
     task, tcfg = get_task(task_name), profile.task_cfg(task_name)
-    files = {e.key: per_image_file(paths.eval_dir(), profile, task_name, e) for e in entries}
-    files[(ev.INPUT, profile.seed)] = per_image_file(paths.eval_dir(), profile, task_name, None)
-    todo = [e for e in entries if not files[e.key].exists()]
-    frames = {key: _with_seed(pd.read_csv(f, dtype={"image": str}), key[1]) for key, f in files.items() if f.exists()}  # "01" stays a string
-    if not todo and (ev.INPUT, profile.seed) in frames:
+    extra = profile_specs(profile, task)
+    keys = [e.key for e in entries] + [(ev.INPUT, profile.seed)]
+    by_key = {e.key: e for e in entries}
+    files = {(key, m): per_image_file(paths.eval_dir(), profile, task_name, by_key.get(key), m) for key in keys for m in [None, *extra]}
+    lacking = {key: [m for m in [None, *extra] if not files[(key, m)].exists()] for key in keys}
+    todo = [e for e in entries if lacking[e.key]]
+    if not any(lacking.values()):
         log(f"evaluation of {task_name} already done ({len(entries)} entries, {paths.eval_dir()})")
-        return pd.concat(frames.values(), ignore_index=True)
+        return _stored(files, keys, extra)
     if not tcfg["eval_levels"]:
         raise HyperbenchError(f"task {task_name} of profile {profile.name} has no eval_levels", "list eval_levels under the task in the profile")
     task.check_options(tcfg["options"], tcfg["eval_levels"][0])
@@ -136,20 +140,34 @@ def evaluate_task(profile: Profile, task_name: str, entries: list[Entry], paths:
     labels = {_label(e.key): e.key for e in todo}
     labels[ev.INPUT] = (ev.INPUT, profile.seed)
     models = {_label(e.key): ev.assemble(e, paths.runs) for e in todo}
+    scored = [m for m in extra if any(m in lacking[key] for key in keys)]
     t0 = time.time()
     rows = ev.evaluate(task, models, images, tcfg["eval_levels"], profile.seed, tcfg["options"], label=tcfg["eval_dataset"],
-                       input_cache=paths.inputs_dir(), dataset=tcfg["eval_dataset"], device=distributed.device())
-    fresh = pd.DataFrame(rows)
-    for label, group in fresh.groupby("model", sort=False):
+                       input_cache=paths.inputs_dir(), dataset=tcfg["eval_dataset"], device=distributed.device(), extra=scored)
+    for label, group in pd.DataFrame(rows).groupby("model", sort=False):
         model, seed = labels[label]
         group = group.assign(model=model, seed=seed)
-        buf = io.StringIO()
-        group.to_csv(buf, index=False)  # full precision: cached rows must equal fresh ones
-        atomic_write_text(files[(model, seed)], buf.getvalue())
-        frames[(model, seed)] = group
-    log(f"evaluated {task_name}: {len(todo)} of {len(entries)} entries on {len(images)} images x {len(tcfg['eval_levels'])} levels "
-        f"in {time.time() - t0:.0f} s")
-    return pd.concat([frames[key] for key in files], ignore_index=True)
+        for metric in lacking[(model, seed)]:  # what is stored already stays as it is
+            columns = [c for c in group.columns if c not in [m.name for m in extra]] if metric is None else \
+                ["model", "image", "level", "input_level", metric.name, "input_sha256", "seed"]
+            buf = io.StringIO()
+            group[columns].to_csv(buf, index=False)  # full precision: cached rows must equal fresh ones
+            atomic_write_text(files[((model, seed), metric)], buf.getvalue())
+    log(f"evaluated {task_name}: {len(todo)} of {len(entries)} entries on {len(images)} images x {len(tcfg['eval_levels'])} levels"
+        + (f" ({', '.join(m.name for m in scored)} too)" if scored else "") + f" in {time.time() - t0:.0f} s")
+    return _stored(files, keys, extra)
+
+
+def _stored(files: dict, keys: list, extra: list) -> pd.DataFrame:
+    """The stored per-image rows of every key, each pyiqa metric a column beside PSNR/SSIM."""
+    frames = []
+    for key in keys:
+        frame = _with_seed(pd.read_csv(files[(key, None)], dtype={"image": str}), key[1])  # "01" stays a string
+        for metric in extra:
+            scores = pd.read_csv(files[(key, metric)], dtype={"image": str})[["image", "level", metric.name]]
+            frame = frame.merge(scores, on=["image", "level"], how="left", validate="one_to_one")
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
 
 
 def _label(key: tuple[str, int]) -> str:
@@ -175,15 +193,20 @@ def tidy_rows(profile: Profile, task_name: str, entries: list[Entry], per_image:
     if "seed" not in per_image:  # rows of one seed per entry, as evaluate() gives them: each entry's own seed
         seeds = {e.model: e.seed for e in entries}
         per_image = per_image.assign(seed=[seeds.get(m, profile.seed) for m in per_image.model])
+    specs = {"psnr": task.metric.key(), "ssim": task.metric.key()}
+    extra = [m for m in profile_specs(profile, task) if m.name in per_image]
+    specs |= {m.name: m.key() for m in extra}
+    # pyiqa's version goes with its rows' versions, never into the spec key (a pyiqa upgrade must not unmatch every row)
+    versions = {m.name: f"{env['versions']}; pyiqa {pyiqa_version()}" for m in extra}
     grouped = per_image.groupby(["model", "seed", "level"], sort=True)
     for (model, seed, level), group in grouped:
-        for metric in ("psnr", "ssim"):
+        for metric, spec in specs.items():
             rows.append({
                 "run_id": run_ids.get((model, seed), ""), "profile": profile.name, "model": model, "task": task_name,
                 "dataset": tcfg["eval_dataset"], "level": level, "input_level": group["input_level"].iloc[0],
-                "metric": metric, "value": group[metric].mean(), "metric_spec": task.metric.key(),
-                "seed": int(seed), "n_images": len(group), "data_source": data_source(tcfg["eval_dataset"]), **env,
-                "inputs_sha256": inputs.get(level, ""),
+                "metric": metric, "value": group[metric].mean(), "metric_spec": spec,
+                "seed": int(seed), "n_images": len(group), "data_source": data_source(tcfg["eval_dataset"]),
+                **env, "versions": versions.get(metric, env["versions"]), "inputs_sha256": inputs.get(level, ""),
             })
     return rows
 
@@ -208,6 +231,7 @@ def reproduce(profile: Profile, paths: Paths, tasks=None, models=None, data_root
     deterministic()
     t0 = time.time()
     tuning = tune_settings(profile) if profile.tune else None  # a bad tune section fails before any training
+    check_profile_metrics(profile)  # pyiqa metrics: installed, known, weight files present, before any training
     entries, absent = profile_entries(profile, paths, tasks, models, log)  # official weights imported, absent ones listed
     steps = stages(profile, entries, grid)
     for n, stage in enumerate(steps, 1):

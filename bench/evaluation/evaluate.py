@@ -16,6 +16,7 @@ from bench.data.images import modcrop, to_tensor, to_uint8
 from bench.data.input_cache import InputCache
 from bench.evaluation.colour import fit_channels
 from bench.evaluation.inputs import degraded_input
+from bench.metrics.iqa import IqaReference
 from bench.metrics.quality import Reference
 from bench.models.catalog import create_model
 from bench.tasks.task import get_task
@@ -80,9 +81,10 @@ def restore_levels(model, xs: list[torch.Tensor], levels: list[float], device=No
 
 @torch.no_grad()
 def evaluate(task, models: dict, images, levels, seed: int, options: dict, label: str = "",
-             input_cache=None, dataset: str | None = None, device=None) -> list[dict]:
+             input_cache=None, dataset: str | None = None, device=None, extra=()) -> list[dict]:
     """Per-image rows: model, image, level, input_level, psnr, ssim, input_sha256 (degraded input
-    included). With `input_cache` (a folder) the degraded inputs are stored once and read back later.
+    included), and a column per pyiqa metric of `extra` (bench.metrics.iqa.IqaSpec), scored on the same outputs.
+    With `input_cache` (a folder) the degraded inputs are stored once and read back later.
     Models run on `device` (default CPU); the metrics are computed on the CPU."""
     keep_freed_memory()  # whole-image feature maps reuse freed memory instead of page-faulting it in again
     spec = task.metric
@@ -94,6 +96,7 @@ def evaluate(task, models: dict, images, levels, seed: int, options: dict, label
     with progress_bar(f"eval {task.name} {label}", total=len(images) * len(levels), show_loss=False) as bar:
         for i, image in enumerate(images):
             clean = Reference(modcrop(image.pixels, 2), spec)  # scored against every model and level: prepared once
+            others = {m.name: IqaReference(modcrop(image.pixels, 2), m) for m in extra}
             degraded = [inputs.get(image.name, level, partial(degraded_input, task, image.pixels, image.name, level, seed, options)) for level in levels]
             xs = [to_tensor(d) for d, _ in degraded]
             given = {name: [input_level(model, level) for level in levels] for name, model in models.items()}
@@ -107,6 +110,7 @@ def evaluate(task, models: dict, images, levels, seed: int, options: dict, label
                     rows.append({
                         "model": name, "image": image.name, "level": float(level), "input_level": lv,
                         "psnr": clean.psnr(out), "ssim": clean.ssim(out), "input_sha256": digest,
+                        **{name: ref.score(out) for name, ref in others.items()},
                     })
                 bar.update(i * len(levels) + j + 1)
     return rows

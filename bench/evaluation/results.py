@@ -25,9 +25,11 @@ KEY = ["profile", "model", "task", "dataset", "level", "metric", "metric_spec", 
 EVAL_FORMAT = 2  # 2: per-image rows carry input_sha256
 
 
-def per_image_file(eval_dir: Path, profile, task: str, entry) -> Path:
+def per_image_file(eval_dir: Path, profile, task: str, entry, metric=None) -> Path:
     """Where one entry's per-image rows of a task are stored (entry None: the degraded input's own rows),
-    named by everything they depend on, so profiles that share an entry and its evaluation share the file."""
+    named by everything they depend on, so profiles that share an entry and its evaluation share the file.
+    PSNR/SSIM live in one file; each pyiqa metric (`metric`: its bench.metrics.iqa.IqaSpec) in a file of its own,
+    so adding a metric to a profile leaves the stored PSNR/SSIM files as they are."""
     import hashlib
     import json
 
@@ -41,8 +43,11 @@ def per_image_file(eval_dir: Path, profile, task: str, entry) -> Path:
     }
     if get_task(task).revision:  # only when bumped: the other tasks' files keep their names
         payload["task_revision"] = get_task(task).revision
+    if metric is not None:
+        payload["metric"] = metric.key()
     key = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
-    return Path(eval_dir) / f"{task}-{'degraded-input' if entry is None else entry.model}-{key}.csv"
+    name = "degraded-input" if entry is None else entry.model
+    return Path(eval_dir) / f"{task}-{name}-{key}.csv" if metric is None else Path(eval_dir) / f"{task}-{name}-{metric.name}-{key}.csv"
 
 
 def versions() -> str:

@@ -4,7 +4,8 @@ Rows are matched on MATCH_KEY. The profile and the seed are part of the key on p
 at the same level means a different experiment under another profile or seed, so such rows are never
 compared with each other; they show up as missing (in the reference only) or new (in the results only).
 A row regresses when it is worse than the reference by more than the metric's tolerance, in the
-direction bench.metrics.METRICS gives; it improves when it is better by more than that. Missing rows
+direction bench.metrics.METRICS gives (a pyiqa metric: the direction its metric_spec names, taken from pyiqa
+when it was scored, so the gate needs no pyiqa); it improves when it is better by more than that. Missing rows
 and regressions fail the gate; improvements and new rows are reported and pass. A value that is not a
 finite number (NaN, inf, empty) in either file is an error: it cannot be compared.
 """
@@ -17,22 +18,26 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.common.errors import HyperbenchError
+from bench.common.errors import HyperbenchError, did_you_mean
+from bench.metrics.iqa import direction_of
 from bench.metrics.quality import METRICS
 
 MATCH_KEY = ["profile", "model", "task", "dataset", "level", "metric", "metric_spec", "seed"]
-DEFAULT_TOL = {"psnr": 0.05, "ssim": 0.002}
+DEFAULT_TOL = {"psnr": 0.05, "ssim": 0.002, "ms_ssim": 0.002, "nlpd": 0.002}  # the last two: the extra metrics of `quick`
 ENVIRONMENT = ["versions", "torch_threads", "interop_threads", "deterministic", "cpu", "device"]  # reported when they differ
 
 
-def parse_tolerances(items: list[str] | None) -> dict[str, float]:
-    """['psnr=0.05', 'ssim=0.002'] -> {'psnr': 0.05, 'ssim': 0.002}, on top of DEFAULT_TOL."""
+def parse_tolerances(items: list[str] | None, known=()) -> dict[str, float]:
+    """['psnr=0.05', 'lpips=0.01'] -> {'psnr': 0.05, 'lpips': 0.01, ...}, on top of DEFAULT_TOL; `known`: the metrics
+    of the files compared (a pyiqa metric may be given a tolerance when a file holds it)."""
     tol = dict(DEFAULT_TOL)
+    names = sorted(set(METRICS) | set(known))
     for item in items or []:
         name, sep, value = item.partition("=")
         name = name.strip()
-        if not sep or name not in METRICS:
-            raise HyperbenchError(f"bad --tol {item!r}", f"write METRIC=VALUE with METRIC one of {', '.join(sorted(METRICS))}, e.g. --tol psnr=0.05")
+        if not sep or name not in names:
+            hint = did_you_mean(name, names) + "; " if sep and name else ""
+            raise HyperbenchError(f"bad --tol {item!r}", f"{hint}write METRIC=VALUE with METRIC one of {', '.join(names)}, e.g. --tol psnr=0.05")
         try:
             number = float(value)
         except ValueError:
@@ -57,9 +62,10 @@ def read_table(path, role: str) -> pd.DataFrame:
     lacking = [c for c in MATCH_KEY + ["value"] if c not in frame.columns]
     if lacking:
         raise HyperbenchError(f"{role} file {path} lacks the columns {lacking}", fix)
-    unknown = sorted(set(frame.metric.astype(str)) - set(METRICS))
+    unknown = sorted({m for m, spec in zip(frame.metric.astype(str), frame.metric_spec) if m not in METRICS and direction_of(spec) is None})
     if unknown:
-        raise HyperbenchError(f"{role} file {path} has metrics {unknown} with no known direction", f"known metrics: {sorted(METRICS)}")
+        raise HyperbenchError(f"{role} file {path} has metrics {unknown} with no known direction",
+                              f"known: {sorted(METRICS)} and pyiqa metrics, whose metric_spec (pyiqa:...|higher or |lower) says it")
     for column in ("level", "value", "seed"):
         numbers = pd.to_numeric(frame[column], errors="coerce")
         bad = frame[column][numbers.isna() & frame[column].notna()]
@@ -105,6 +111,11 @@ class Comparison:
         return self.regressions.empty and self.missing.empty
 
 
+def higher_is_better(metric: str, spec: str) -> bool:
+    """The suite's own metrics by their registry, a pyiqa metric by its spec key."""
+    return METRICS[metric]["higher_better"] if metric in METRICS else bool(direction_of(spec))
+
+
 def _gain(ours: float, ref: float, higher_better: bool) -> float:
     """How much better ours is than the reference (negative: worse); both are finite (read_table checks)."""
     return (ours - ref) if higher_better else (ref - ours)
@@ -116,7 +127,7 @@ def compare(results: pd.DataFrame, reference: pd.DataFrame, tol: dict) -> Compar
     untolerated = sorted(set(both.metric) - set(tol))
     if untolerated:
         raise HyperbenchError(f"no tolerance for the metrics {untolerated}", f"give one, e.g. --tol {untolerated[0]}=0.01")
-    both["gain"] = [_gain(o, r, METRICS[m]["higher_better"]) for o, r, m in zip(both.value_ours, both.value_ref, both.metric)]
+    both["gain"] = [_gain(o, r, higher_is_better(m, spec)) for o, r, m, spec in zip(both.value_ours, both.value_ref, both.metric, both.metric_spec)]
     both["tol"] = [tol[m] for m in both.metric]
     columns = MATCH_KEY + ["value_ref", "value_ours", "gain", "tol"]
     out = Comparison(tol=tol, compared=len(both))
@@ -138,8 +149,9 @@ def compare(results: pd.DataFrame, reference: pd.DataFrame, tol: dict) -> Compar
 
 
 def compare_files(results_path, reference_path, tol_items: list[str] | None = None) -> Comparison:
-    tol = parse_tolerances(tol_items)
-    return compare(read_table(results_path, "results"), read_table(reference_path, "reference"), tol)
+    results, reference = read_table(results_path, "results"), read_table(reference_path, "reference")
+    tol = parse_tolerances(tol_items, set(results.metric) | set(reference.metric))
+    return compare(results, reference, tol)
 
 
 def print_report(cmp: Comparison, console) -> None:

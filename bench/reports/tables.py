@@ -13,6 +13,7 @@ from tabulate import tabulate
 from bench.common.atomic import atomic_write_text
 from bench.evaluation.evaluate import INPUT
 from bench.evaluation.results import read_results
+from bench.metrics.iqa import BUILTIN, IqaSpec, direction_of
 from bench.models.catalog import list_models, model_cfg, param_count
 from bench.reports.adaptive import write_adaptive_reports
 from bench.reports.figures import ENTRY_COLOURS, SPARE_COLOURS, pyplot, save_figure
@@ -74,21 +75,39 @@ def task_table(profile: Profile, task_name: str, results: pd.DataFrame, entries:
 
     per_seed = per_seed_results if per_seed_results is not None else ours
     per_seed = per_seed[(per_seed.task == task_name) & (per_seed.profile == profile.name)]
-    degraded = {metric: cells_of(INPUT, metric)[0] for metric in ("psnr", "ssim")}
-    for model in list(dict.fromkeys(e.model for e in entries)) + [INPUT]:
-        for metric in ("psnr", "ssim"):
-            values, given = cells_of(model, metric)
-            sds, n_seeds = spread_of(model, metric)
-            for lv, v in values.items():
-                p, conf, digits = published_value(pub, task_name, model, lv, metric)
-                rows.append({
-                    "table": task.paper_table, "task": task_name, "model": model, "metric": metric, "level": lv,
-                    "ours": v, "published": p, "delta": round(v - p, digits) if not (math.isnan(v) or math.isnan(p)) else math.nan,
-                    "published_digits": digits, "published_confidence": conf, "input_level": given.get(float(lv), math.nan) if lv != "mean" else math.nan,
-                    "vs_input": v - degraded[metric][lv] if model != INPUT else math.nan,
-                    "ours_sd": sds[lv], "n_seeds": n_seeds,
-                })
+    extras = extra_metrics(profile, ours)
+    models = list(dict.fromkeys(e.model for e in entries)) + [INPUT]
+    degraded = {metric: cells_of(INPUT, metric)[0] for metric in BUILTIN + tuple(extras)}
+    # PSNR and SSIM per model as the paper prints them, then a block per extra metric (pyiqa), every model in it
+    for model, metric in [(m, k) for m in models for k in BUILTIN] + [(m, k) for k in extras for m in models]:
+        values, given = cells_of(model, metric)
+        sds, n_seeds = spread_of(model, metric)
+        for lv, v in values.items():
+            p, conf, digits = published_value(pub, task_name, model, lv, metric)
+            rows.append({
+                "table": task.paper_table, "task": task_name, "model": model, "metric": metric, "level": lv,
+                "ours": v, "published": p, "delta": round(v - p, digits) if not (math.isnan(v) or math.isnan(p)) else math.nan,
+                "published_digits": digits, "published_confidence": conf, "input_level": given.get(float(lv), math.nan) if lv != "mean" else math.nan,
+                "vs_input": v - degraded[metric][lv] if model != INPUT else math.nan,
+                "ours_sd": sds[lv], "n_seeds": n_seeds, "metric_spec": extras.get(metric, task.metric.key()),
+            })
     return pd.DataFrame(rows)
+
+
+def extra_metrics(profile: Profile, results: pd.DataFrame) -> dict[str, str]:
+    """The pyiqa metrics these results hold, name -> spec key, in the profile's order (then any other)."""
+    if "metric_spec" not in results:  # rows from before specs were stored: PSNR/SSIM only
+        return {}
+    found = {m: spec for m, spec in zip(results.metric, results.metric_spec) if str(spec).startswith("pyiqa:")}
+    order = [m["name"] for m in profile.metrics] + sorted(found)
+    return {name: found[name] for name in dict.fromkeys(order) if name in found}
+
+
+def _metric_label(metric: str, spec: str) -> str:
+    """PSNR, SSIM; a pyiqa metric with its direction (↑ higher is better, ↓ lower)."""
+    if metric in BUILTIN:
+        return metric.upper()
+    return f"{metric.upper()} {'↑' if direction_of(spec) else '↓'}"
 
 
 def _wide(table: pd.DataFrame, task: str, labels: dict | None = None):
@@ -98,8 +117,12 @@ def _wide(table: pd.DataFrame, task: str, labels: dict | None = None):
     body = []
     for (model, metric), sub in table.groupby(["model", "metric"], sort=False):
         sub = sub.set_index("level")
-        name, m = (labels or {}).get(model, PRETTY.get(model, model)), metric.upper()
-        if model != INPUT:  # the paper's numbers and our differences at the precision the paper printed
+        name, m = (labels or {}).get(model, PRETTY.get(model, model)), _metric_label(metric, sub.metric_spec.iloc[0])
+        if model != INPUT and metric not in BUILTIN:  # the paper printed no other metric: ours and the gain over the input
+            body.append([name, m, "ours"] + [_fmt(sub.ours[lv], metric) + _spread(sub.ours_sd[lv], metric) + _elsewhere(lv, sub.input_level[lv])
+                                             for lv in levels])
+            body.append(["", "", "ours − input"] + [_fmt(sub.vs_input[lv], metric, signed=True) for lv in levels])
+        elif model != INPUT:  # the paper's numbers and our differences at the precision the paper printed
             printed = {lv: sub.published_digits[lv] for lv in levels}
             body.append([name, m, "paper"] + [_fmt(sub.published[lv], metric, digits=printed[lv]) for lv in levels])
             body.append(["", "", "ours"] + [_fmt(sub.ours[lv], metric) + _spread(sub.ours_sd[lv], metric) + _elsewhere(lv, sub.input_level[lv])
@@ -217,6 +240,11 @@ def conventions_text(profile: Profile, task_name: str, results: pd.DataFrame, pe
         "the paper's mean is over the five printed levels, and so is ours.",
         seed_note((per_seed if per_seed is not None else sub)[lambda f: f.profile == profile.name], task_name, profile.seed),
     ]
+    extras = extra_metrics(profile, sub)
+    lines[1:1] = [f"Metric spec of {name.upper()}: {IqaSpec.from_key(key).describe()} (key `{key}`); pyiqa's version is in each row's `versions`."
+                  for name, key in extras.items()]
+    if extras:
+        lines.append(f"The paper printed no {', '.join(n.upper() for n in extras)} values: those blocks show ours and the gain over the degraded input only.")
     _, why = applicable(published(), task_name, tcfg["eval_dataset"], task.metric.key())
     if why:
         lines.append(why)
@@ -313,7 +341,8 @@ def write_reports(profile: Profile, paths, entries: list[Entry], absent: list[En
         notes = (conventions_text(profile, task_name, results, per_seed) + below_input_notes(table, profile, task_name) + departures_text(profile, task_entries)
                  + official_notes(task_entries, [e for e in absent if e.task == task_name]))
         train = _training_summary(task_entries, paths.runs, per_seed)
-        title = f"{task.paper_table} — {task.title}, {profile.task_cfg(task_name)['eval_dataset']}: PSNR [dB] and SSIM"
+        extras = ", ".join(_metric_label(m, k) for m, k in extra_metrics(profile, results[results.task == task_name]).items())
+        title = f"{task.paper_table} — {task.title}, {profile.task_cfg(task_name)['eval_dataset']}: PSNR [dB] and SSIM" + (f"; {extras}" if extras else "")
         md = [f"## {title}", "", markdown_table(body, header), ""] + [f"- {n}" for n in notes]
         md += ["", "Training (data = the data protocol, fixed: whole images degraded once, fresh: every crop degraded as drawn; "
                "weights evaluated = the last ones or the best validation checkpoint; "
@@ -328,7 +357,7 @@ def write_reports(profile: Profile, paths, entries: list[Entry], absent: list[En
         else:  # one seed: the table as it always was
             csv = table.drop(columns=["ours_sd", "n_seeds"])
         buf = io.StringIO()
-        csv.assign(metric_spec=task.metric.key(), profile=profile.name).to_csv(buf, index=False, float_format="%.4f")
+        csv.assign(profile=profile.name).to_csv(buf, index=False, float_format="%.4f")
         atomic_write_text(base.with_suffix(".csv"), buf.getvalue())
         written += [base.with_suffix(s) for s in (".md", ".tex", ".csv")]
         written += save_figure(psnr_figure(profile, task_name, results), out / f"fig_psnr_vs_level_{task_name}")

@@ -25,7 +25,8 @@ TRAIN_KEYS = {"steps", "batch", "crop", "lr", "lr_milestones", "lr_gamma", "chec
               "tflop", "lr_milestone_fractions"}
 ALTERNATIVES = {"steps": "tflop", "tflop": "steps", "lr_milestones": "lr_milestone_fractions", "lr_milestone_fractions": "lr_milestones"}
 TASK_KEYS = {"train_dataset", "eval_dataset", "valid_dataset", "train_levels", "bank_levels", "eval_levels", "options", "below_input"}
-TOP_KEYS = ("name", "description", "seed", "seeds", "conventions", "train", "models", "tasks", "first", "tune", "gpu", "grid", "budget", "extends")
+TOP_KEYS = ("name", "description", "seed", "seeds", "conventions", "train", "models", "tasks", "first", "tune", "gpu", "grid", "budget", "extends",
+            "metrics")
 SELECT = ("last", "best_validation")  # which weights a run keeps: its last, or its best on the validation set
 MERGED_SECTIONS = ("train", "models", "tune", "gpu", "grid", "budget")  # `extends:`: the child's keys override the base's, key by key
 
@@ -69,6 +70,7 @@ class Profile:
     first: list[str] = field(default_factory=list)  # optional `first:` entries reproduce finishes (tables included) before the rest
     budget: dict = field(default_factory=dict)  # optional `budget: {images: N}`: fig_budget_<task> on the first N evaluation images
     seeds: list[int] = field(default_factory=list)  # optional `seeds:` training seeds of every entry (default: [seed])
+    metrics: list[dict] = field(default_factory=list)  # optional `metrics:` beyond PSNR/SSIM, {"name": ..., "options": {...}} (bench.metrics.catalog)
 
     def task_cfg(self, task: str) -> dict:
         return self.tasks[task]
@@ -136,8 +138,36 @@ def load_profile(name_or_path: str) -> Profile:
         train=dict(raw["train"]), models=dict(raw["models"]), tasks=dict(raw["tasks"]),
         conventions=list(raw.get("conventions", [])), source=path, tune=dict(raw.get("tune") or {}),
         gpu=check_gpu_flags(raw.get("gpu") or {}, f"profile {path}"), grid=grid_settings(raw.get("grid") or {}, f"profile {path}"),
-        first=first, budget=_budget(raw.get("budget"), path), seeds=seeds,
+        first=first, budget=_budget(raw.get("budget"), path), seeds=seeds, metrics=_metrics(raw.get("metrics"), path),
     )
+
+
+def _metrics(raw, path) -> list[dict]:
+    """`metrics: [psnr, ssim, ms_ssim, {lpips: {net: vgg}}]`: the extra metrics in order, each a name and its options.
+    PSNR and SSIM are always scored (tables, claims and the gate rest on them); whether a name exists is checked
+    against pyiqa before any work (bench.metrics.catalog.check_metrics), so a profile loads without pyiqa."""
+    if raw is None:
+        return []
+    fix = "write e.g. `metrics: [psnr, ssim, ms_ssim, {lpips: {net: vgg}}]` (`hyperbench metrics` lists them)"
+    if not isinstance(raw, list):
+        _fail(path, f"metrics must be a list, got {raw!r}", fix)
+    extra = []
+    for item in raw:
+        if isinstance(item, str):
+            name, options = item, {}
+        elif isinstance(item, dict) and len(item) == 1 and isinstance(next(iter(item.values())) or {}, dict):
+            name, options = next(iter(item.items()))
+            options = dict(options or {})
+        else:
+            _fail(path, f"metrics entry {item!r} is neither a name nor one name mapped to its options", fix)
+        if name in ("psnr", "ssim"):
+            if options:
+                _fail(path, f"metrics: {name} takes no options here", "PSNR and SSIM follow each task's metric spec; drop the options")
+            continue
+        if any(m["name"] == name for m in extra):
+            _fail(path, f"metrics names {name!r} twice", "list each metric once")
+        extra.append({"name": str(name), "options": options})
+    return extra
 
 
 def _seeds(raw, path, where: str) -> list[int]:
