@@ -10,9 +10,9 @@ import json
 from collections.abc import Callable
 
 import numpy as np
-from safetensors import safe_open
 from torch import nn
 
+from bench.common.checkpoint import read_metadata
 from bench.training.crops import Objective
 from bench.training.distributed import Placement
 from bench.training.loop import optimise, stage_train, total_steps
@@ -69,9 +69,7 @@ def freeze_all_but(model: nn.Module, params) -> list[nn.Parameter]:
 def _saved_stage(rundir) -> str | None:
     if not rundir.state_file.exists():
         return None
-    with safe_open(str(rundir.state_file), framework="pt") as f:
-        stage = (f.metadata() or {}).get("stage")
-    return json.loads(stage) if stage else None
+    return read_metadata(rundir.state_file).get("stage")
 
 
 def _logged_loss(rundir, stage: str) -> float | None:

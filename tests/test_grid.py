@@ -143,6 +143,7 @@ def test_slurm_submission_is_one_array_and_skips_queued_runs(tmp_path, monkeypat
     _stand_in(bin_dir, "srun", "exit 0\n")
     _stand_in(bin_dir, "sbatch", f'for a; do last="$a"; done; cp "$last" {tmp_path}/script.sh; echo "Submitted batch job 4242"\n')
     _stand_in(bin_dir, "sacct", 'printf "JobID|State|NodeList\\n4242_0|PENDING|\\n4242_1|RUNNING|\\n4242_2|COMPLETED|\\n"\n')
+    _stand_in(bin_dir, "squeue", "exit 1\n")  # squeue cannot answer: the job states come from sacct
     monkeypatch.setenv("PATH", f"{bin_dir}:{original_path}")
     submitted = submit_runs(runs, paths.runs, paths.grid_dir(), options, log=lambda *a: None)
     assert [job.job_id for _, job in submitted] == ["4242_0", "4242_1", "4242_2"]
@@ -160,8 +161,9 @@ def test_slurm_submission_is_one_array_and_skips_queued_runs(tmp_path, monkeypat
 def test_bad_grid_settings_name_the_problem(tmp_path):
     with pytest.raises(HyperbenchError, match="executor 'pbs'"):
         GridOptions.from_settings({}, executor="pbs")
-    with pytest.raises(HyperbenchError, match="grid.gpus_per_job = 0"):
-        GridOptions.from_settings({"gpus_per_job": 0})
+    with pytest.raises(HyperbenchError, match="grid.gpus_per_job = -1"):
+        GridOptions.from_settings({"gpus_per_job": -1})
+    assert GridOptions.from_settings({"gpus_per_job": 0}).gpus()[0] == 0  # a CPU partition
     runs = [r for e in expand(_profile(tmp_path)) for r in e.runs]  # batch 2
     with pytest.raises(HyperbenchError, match="cannot be split over 3 GPUs"):
         submit_runs(runs, tmp_path / "runs", tmp_path / "grid", GridOptions(executor="slurm", gpus_per_job=3), log=lambda *a: None)
@@ -185,3 +187,102 @@ def test_cli_reproduce_with_the_debug_executor(tmp_path, quick_reports):
     assert "1 to submit (debug)" in result.output and "not finished" not in result.output
     (run,) = [r for e in expand(profile, models=["hyperres"]) for r in e.runs]
     assert RunDir(tmp_path / "runs", run).is_done
+
+
+def test_without_accounting_squeue_says_which_jobs_are_queued(tmp_path, monkeypatch):
+    """Small clusters run without slurmdbd: sacct fails, squeue still lists queued and running jobs."""
+    profile, paths = _profile(tmp_path), _paths(tmp_path)
+    runs = [r for e in expand(profile) for r in e.runs]
+    options = GridOptions.from_settings({}, executor="slurm", gpus_per_job=0)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    _stand_in(bin_dir, "srun", "exit 0\n")
+    _stand_in(bin_dir, "sbatch", f'for a; do last="$a"; done; cp "$last" {tmp_path}/script.sh; echo "Submitted batch job 77"\n')
+    _stand_in(bin_dir, "sacct", 'echo "Slurm accounting storage is disabled" >&2; exit 1\n')
+    _stand_in(bin_dir, "squeue", 'case "$3" in 77_0) echo RUNNING;; 77_1) echo PENDING;; *) ;; esac\n')
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ.get('PATH', '/usr/bin:/bin')}")
+    lines = []
+    submitted = submit_runs(runs, paths.runs, paths.grid_dir(), options, log=lines.append)
+    assert len(submitted) == 3 and "Slurm: 0 GPU(s) per job" in lines[1]
+    script = (tmp_path / "script.sh").read_text()
+    assert "--gpus" not in script and "--gres" not in script and "#SBATCH --ntasks-per-node=1" in script  # a CPU job
+    again = submit_runs(runs, paths.runs, paths.grid_dir(), options, log=lambda *a: None)
+    assert [run.run_id for run, _ in again] == [submitted[2][0].run_id]  # 77_2 left the queue: submitted again
+
+
+def test_gpus_per_job_defaults_to_the_device_and_says_why():
+    assert GridOptions(executor="slurm").gpus() == (0, GridOptions(executor="slurm").gpus()[1])
+    assert GridOptions(executor="slurm", device="cuda:1").gpus()[0] == 1
+    assert GridOptions(executor="slurm", device="cuda", gpus_per_job=0).gpus()[0] == 0  # an explicit 0 wins
+    assert "CPU job" in GridOptions(executor="slurm").gpus()[1]
+
+
+def test_a_refused_submission_names_the_options_and_leaves_nothing_behind(tmp_path, monkeypatch):
+    profile, paths = _profile(tmp_path), _paths(tmp_path)
+    runs = [r for e in expand(profile) for r in e.runs]
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    _stand_in(bin_dir, "srun", "exit 0\n")
+    _stand_in(bin_dir, "sbatch", 'echo "sbatch: error: Invalid generic resource (gres) specification" >&2; exit 1\n')
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ.get('PATH', '/usr/bin:/bin')}")
+    with pytest.raises(HyperbenchError) as err:
+        submit_runs(runs, paths.runs, paths.grid_dir(), GridOptions(executor="slurm", gpus_per_job=1, partition="cpu"), log=lambda *a: None)
+    text = str(err.value)
+    assert "Invalid generic resource" in text and "--gpus-per-job (1; 0 on a partition without GPUs)" in text and "--partition (cpu" in text
+    assert not [p for p in paths.grid_dir().rglob("*") if p.is_file()]  # no orphan job pickles, no job records
+
+
+def test_an_entry_may_ask_for_its_own_resources_in_an_array_of_its_own(tmp_path, monkeypatch):
+    raw = yaml.safe_load((PROFILE_DIR / "smoke.yaml").read_text())
+    raw["models"]["hinet"] = {**raw["models"]["hinet"], "grid": {"mem_gb": 32, "cpus_per_job": 4}}
+    path = tmp_path / "resources.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    profile = load_profile(str(path))
+    entries = [e for e in expand(profile, ["denoise"]) if e.model in ("hinet", "ffdnet")]
+    assert {e.model: e.grid for e in entries} == {"hinet": {"mem_gb": 32, "cpus_per_job": 4}, "ffdnet": {}}
+    assert {r.run_id for e in entries for r in e.runs} == {r.run_id for e in expand(load_profile("smoke"), ["denoise"]) if e.model in ("hinet", "ffdnet")
+                                                          for r in e.runs}  # resources are no part of a run's id
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    _stand_in(bin_dir, "srun", "exit 0\n")
+    _stand_in(bin_dir, "squeue", "exit 0\n")
+    _stand_in(bin_dir, "sbatch", f'for a; do last="$a"; done; n=$(ls {tmp_path}/script*.sh 2>/dev/null | wc -l); cp "$last" {tmp_path}/script$n.sh; '
+                                 'echo "Submitted batch job 9$n"\n')
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ.get('PATH', '/usr/bin:/bin')}")
+    resources = {r.run_id: e.grid for e in entries for r in e.runs if e.grid}
+    submit_runs([r for e in entries for r in e.runs], tmp_path / "runs", tmp_path / "grid", GridOptions(executor="slurm", mem_gb=4),
+                log=lambda *a: None, resources=resources)
+    scripts = sorted(tmp_path.glob("script*.sh"))
+    assert len(scripts) == 2  # two arrays
+    texts = [p.read_text() for p in scripts]
+    assert any("--mem=4G" in t or "--mem=4096" in t for t in texts) and any("--mem=32G" in t or "--mem=32768" in t for t in texts)
+    assert any("--cpus-per-task=4" in t for t in texts)
+    path.write_text(yaml.safe_dump({**raw, "models": {**raw["models"], "hinet": {"width": 4, "grid": {"partition": "big"}}}}))
+    with pytest.raises(HyperbenchError, match="models.hinet.grid sets"):
+        load_profile(str(path))
+
+
+def test_grid_status_reads_the_job_records_logs_and_runs(tmp_path, monkeypatch):
+    import json
+
+    from bench.apps.grid_status import job_rows
+
+    monkeypatch.setenv("PATH", "/nonexistent")  # no squeue: the state comes from the run folder
+    grid, runs = tmp_path / "grid", tmp_path / "runs"
+    for job, run, done in (("7_0", "aaa", True), ("7_1", "bbb", False)):
+        record = {"run_id": run, "job_id": job, "executor": "slurm", "folder": str(grid / "logs" / "%j"), "model": "hyperres",
+                  "task": "sr", "levels": [2.0, 3.0]}
+        (grid / "jobs").mkdir(parents=True, exist_ok=True)
+        (grid / "jobs" / f"{run}.json").write_text(json.dumps(record))
+        (runs / run).mkdir(parents=True)
+        (runs / run / "log.jsonl").write_text('{"step": 4, "segment": 1, "segment_s": 1.5}\n{"step": 8, "segment": 2, "segment_s": 2.5}\n')
+        if done:
+            (runs / run / "done").write_text(json.dumps({"wall_s": 4.0}))
+        (grid / "logs" / job).mkdir(parents=True)
+        (grid / "logs" / job / f"{job}_0_log.out").write_text("starting\nstep 8\n")
+        (grid / "logs" / job / f"{job}_0_log.err").write_text("Traceback\nMemoryError: out of memory\n")
+    rows = {r["job"]: r for r in job_rows(grid, runs)}
+    assert rows["7_0"]["state"] == "finished" and rows["7_0"]["elapsed_s"] == 4.0 and rows["7_0"]["requeues"] == 1 and not rows["7_0"]["why"]
+    assert rows["7_1"]["state"] == "ended, run unfinished" and "MemoryError: out of memory" in rows["7_1"]["why"]
+    assert rows["7_1"]["last line"] == "step 8" and rows["7_1"]["log"].endswith("7_1_0_log.out")
+    assert [r["job"] for r in job_rows(grid, runs, {"aaa"})] == ["7_0"]

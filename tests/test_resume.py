@@ -129,3 +129,37 @@ def test_wall_time_sums_every_segment_of_a_resumed_run(tmp_path, monkeypatch):
     first, second = records[0]["segment_s"], records[1]["segment_s"]
     assert summary["segments"] == 2 and json.loads(rundir.done_file.read_text())["segments"] == 2
     assert summary["wall_s"] + 0.01 >= first + second  # 0.01: wall_s is rounded to hundredths
+
+
+def test_a_stop_request_checkpoints_the_current_step_and_resumes_to_identical_weights(tmp_path, monkeypatch):
+    """SIGTERM in a grid job (Slurm's notice before a requeue or cancel kills it) checkpoints the step in hand, between
+    the regular checkpoints, and the run resumes from there to the weights of an uninterrupted run."""
+    from bench.tasks.task import get_task
+    from bench.training import loop
+    from bench.training.runs import RUN_FORMAT, Run, RunDir
+    from bench.training.trainer import train_run
+
+    config = {
+        "format": RUN_FORMAT, "model": "plain", "model_kwargs": {"blocks": 1, "width": 8, "in_channels": 3}, "task": "denoise",
+        "levels": [25.0], "protocol": "joint", "train_dataset": "skimage-train", "options": get_task("denoise").options(), "seed": 0,
+        "train": {"steps": 12, "batch": 2, "crop": 16, "lr": 1e-3, "lr_milestones": [], "lr_gamma": 0.1, "checkpoint_every": 8},
+    }
+    whole = RunDir(tmp_path / "whole", Run(config))
+    train_run(whole)
+    stopped = RunDir(tmp_path / "stopped", Run(config))
+    previous = signal.getsignal(signal.SIGTERM)
+    monkeypatch.setattr(loop.STOP, "requested", False)
+    try:
+        loop.stop_on(signal.SIGTERM)
+        monkeypatch.setenv("HYPERBENCH_SIGNAL_AFTER_CHECKPOINT", "5:SIGTERM")  # after step 5: no regular checkpoint there
+        with pytest.raises(loop.Stopped, match="after step 6"):
+            train_run(stopped)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        loop.STOP.requested = False
+    records = [json.loads(line) for line in stopped.log_file.read_text().splitlines()]
+    assert [r["step"] for r in records] == [6] and not stopped.is_done
+    monkeypatch.delenv("HYPERBENCH_SIGNAL_AFTER_CHECKPOINT")
+    train_run(stopped)
+    assert [json.loads(line)["step"] for line in stopped.log_file.read_text().splitlines()] == [6, 8, 12]
+    assert stopped.model_file.read_bytes() == whole.model_file.read_bytes()  # same tensors, same bytes

@@ -30,6 +30,7 @@ from bench.apps.cli_common import (
     with_metrics,
 )
 from bench.apps.cli_data import data_app
+from bench.apps.cli_grid import grid_app
 from bench.apps.cli_weights import weights_app
 from bench.common.allocator import keep_freed_memory
 from bench.common.errors import HyperbenchError
@@ -37,6 +38,7 @@ from bench.common.errors import HyperbenchError
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Reproduce HyperRes (arXiv 2206.05970) and its baselines.")
 app.add_typer(data_app, name="data")
 app.add_typer(weights_app, name="weights")
+app.add_typer(grid_app, name="grid")
 
 
 @app.command("list")
@@ -101,7 +103,7 @@ def eval_cmd(profile: str = ProfileOpt, tasks: str = TasksOpt, models: str = Mod
     for task in dict.fromkeys(e.task for e in entries):
         task_entries = [e for e in entries if e.task == task]
         frame = evaluate_task(prof, task, task_entries, paths, data_root, log)
-        write_rows(paths.results_file(prof.name), tidy_rows(prof, task, task_entries, frame))
+        write_rows(paths.results_file(prof.name), tidy_rows(prof, task, task_entries, frame, paths.runs))
     console.print(f"results: {paths.results_file(prof.name)}")
 
 
@@ -111,7 +113,9 @@ def reproduce(profile: str = ProfileOpt, tasks: str = TasksOpt, models: str = Mo
               executor: str = typer.Option(None, "--executor", help="none: train here, one run after the other (default) | "
                                            "local | debug | slurm: one submitit job per unfinished run (profile grid.executor)"),
               partition: str = typer.Option(None, "--partition", help="Slurm partition (profile grid.partition)"),
-              gpus_per_job: int = typer.Option(None, "--gpus-per-job", help="Slurm: GPUs per run, one data-parallel process each (default 1)"),
+              gpus_per_job: int = typer.Option(None, "--gpus-per-job", help="Slurm: GPUs per run, one data-parallel process each; 0: a CPU job "
+                                               "(default: 1 with --device cuda, else 0)"),
+              max_requeues: int = typer.Option(None, "--max-requeues", help="Slurm: how often a run that hits the time limit is requeued (default 3)"),
               cpus_per_job: int = typer.Option(None, "--cpus-per-job", help="Slurm: CPUs per process"),
               mem_gb: int = typer.Option(None, "--mem-gb", help="Slurm: memory per job in GB"),
               time_min: int = typer.Option(None, "--time-min", help="Slurm time limit in minutes (default 1440); a run that hits it is requeued and resumes"),
@@ -132,7 +136,8 @@ def reproduce(profile: str = ProfileOpt, tasks: str = TasksOpt, models: str = Mo
         _print_plan(prof, _split(tasks), _split(models), runs_dir, tflops)
         return
     grid = GridOptions.from_settings(prof.grid, executor=executor, partition=partition, gpus_per_job=gpus_per_job, cpus_per_job=cpus_per_job,
-                                     mem_gb=mem_gb, time_min=time_min, array_parallelism=array_parallelism, wait=wait)
+                                     mem_gb=mem_gb, time_min=time_min, array_parallelism=array_parallelism, wait=wait,
+                                     max_requeues=max_requeues, device=device)
     out = run(prof, _paths(runs_dir, results_dir, tables_dir, weights_dir), _split(tasks), _split(models), data_root, log, grid=grid)
     console.print(f"\n[bold]done in {out['wall_s']:.0f} s[/bold] (profile {prof.name})")
     if out["missing"]:

@@ -108,7 +108,8 @@ def train_all(entries: list[Entry], paths: Paths, data_root=None, log=print, gri
     if grid is not None and grid.executor != "none":
         from bench.training.grid import train_on_grid
 
-        return train_on_grid(todo, paths.runs, paths.grid_dir(), grid, data_root, log)
+        resources = {run.run_id: e.grid for e in entries for run in e.runs if e.grid}  # an entry's own (models.X.grid)
+        return train_on_grid(todo, paths.runs, paths.grid_dir(), grid, data_root, log, resources)
     seeds = {e.model: {x.seed for x in entries if x.model == e.model} for e in entries}
     # the table name (hyperres-1block), not the architecture, and the seed where an entry trains several
     names = {run.run_id: e.model + (f" seed {e.seed}" if len(seeds[e.model]) > 1 else "") for e in entries for run in e.runs}
@@ -180,10 +181,12 @@ def _with_seed(frame: pd.DataFrame, seed: int) -> pd.DataFrame:
     return frame if "seed" in frame.columns else frame.assign(seed=seed)
 
 
-def tidy_rows(profile: Profile, task_name: str, entries: list[Entry], per_image: pd.DataFrame) -> list[dict]:
-    """One row per entry, training seed, level and metric (the degraded input's seed is the evaluation seed)."""
+def tidy_rows(profile: Profile, task_name: str, entries: list[Entry], per_image: pd.DataFrame, runs_dir=None) -> list[dict]:
+    """One row per entry, training seed, level and metric (the degraded input's seed is the evaluation seed); with
+    `runs_dir`, each row records its runs' training threads (a grid job's differ from the evaluating process's)."""
     task, tcfg = get_task(task_name), profile.task_cfg(task_name)
     run_ids = {e.key: "+".join(r.run_id for r in e.runs) for e in entries}
+    trained = {e.key: _train_threads(e, runs_dir) for e in entries} if runs_dir is not None else {}
     env = environment()
     rows = []
     inputs = {  # one checksum of the input set per level: which inputs every number of that level was computed on
@@ -207,8 +210,15 @@ def tidy_rows(profile: Profile, task_name: str, entries: list[Entry], per_image:
                 "metric": metric, "value": group[metric].mean(), "metric_spec": spec,
                 "seed": int(seed), "n_images": len(group), "data_source": data_source(tcfg["eval_dataset"]),
                 **env, "versions": versions.get(metric, env["versions"]), "inputs_sha256": inputs.get(level, ""),
+                "train_threads": trained.get((model, seed), ""),
             })
     return rows
+
+
+def _train_threads(entry: Entry, runs_dir) -> str:
+    """The torch threads each run of an entry trained with ("4", or "2/4" for a bank trained by jobs of different sizes)."""
+    found = [RunDir(runs_dir, run).summary().get("torch_threads") for run in entry.runs]
+    return "/".join(dict.fromkeys(str(t) for t in found if t is not None))
 
 
 def stages(profile: Profile, entries: list[Entry], grid=None) -> list[list[Entry]]:
@@ -247,7 +257,7 @@ def reproduce(profile: Profile, paths: Paths, tasks=None, models=None, data_root
         for task_name in dict.fromkeys(e.task for e in finished):
             task_entries = [e for e in finished if e.task == task_name]
             per_image = evaluate_task(profile, task_name, task_entries, paths, data_root, log)
-            write_rows(paths.results_file(profile.name), tidy_rows(profile, task_name, task_entries, per_image))
+            write_rows(paths.results_file(profile.name), tidy_rows(profile, task_name, task_entries, per_image, paths.runs))
         written = write_reports(profile, paths, stage, absent)
         if n < len(steps):
             log(f"tables of {names} written after {time.time() - t0:.0f} s: {paths.tables_dir(profile.name)}")

@@ -1,5 +1,7 @@
 """Atomic file writes: a temp file in the target's folder, then a rename. Readers never see half a
-file, and a process killed mid-write leaves only a `.<name>.*.tmp` file (run folders remove those)."""
+file, and a process killed mid-write leaves only a `.<name>.*.tmp` file (run folders remove those).
+The file gets the mode any other tool's file would (0666 less the umask), not mkstemp's private 0600,
+so a lab's shared results folder stays readable by the group."""
 
 from __future__ import annotations
 
@@ -19,10 +21,17 @@ def replacing(path: Path) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # here, not at creation: a writer may replace the temp file (safetensors does)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)  # reading it means setting it: set it straight back
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

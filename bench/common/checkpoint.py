@@ -12,11 +12,14 @@ from safetensors.torch import load_file, save_file
 from bench.common.atomic import replacing
 from bench.common.errors import HyperbenchError
 
+META_KEY = "hyperbench"  # all metadata as one JSON string: safetensors writes a metadata map in hash order, which
+# differs between processes, so files of the same tensors and metadata would differ byte for byte
+
 
 def save_tensors(path: Path, tensors: dict, metadata: dict | None = None) -> None:
-    """safetensors file written atomically; metadata values are JSON-encoded strings."""
+    """safetensors file written atomically, the same bytes for the same tensors and metadata in every process."""
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
-    meta = {k: json.dumps(v) for k, v in (metadata or {}).items()}
+    meta = {META_KEY: json.dumps(metadata or {}, sort_keys=True)}
     with replacing(path) as tmp:
         save_file(tensors, str(tmp), metadata=meta)
 
@@ -26,7 +29,7 @@ def load_tensors(path: Path) -> tuple[dict, dict]:
 
     try:
         with safe_open(str(path), framework="pt") as f:
-            meta = {k: json.loads(v) for k, v in (f.metadata() or {}).items()}
+            meta = _decoded(f.metadata())
         return load_file(str(path)), meta
     except (OSError, ValueError, RuntimeError, SafetensorError) as exc:  # SafetensorError: truncated or not safetensors
         raise HyperbenchError(f"cannot read checkpoint {path}: {exc}", "the file is damaged; delete the run folder to retrain") from None
@@ -38,9 +41,17 @@ def read_metadata(path: Path) -> dict:
 
     try:
         with safe_open(str(path), framework="pt") as f:
-            return {k: json.loads(v) for k, v in (f.metadata() or {}).items()}
+            return _decoded(f.metadata())
     except (OSError, ValueError, RuntimeError, SafetensorError) as exc:
         raise HyperbenchError(f"cannot read checkpoint {path}: {exc}", "the file is damaged; delete the run folder to retrain") from None
+
+
+def _decoded(meta: dict | None) -> dict:
+    """Metadata as save_tensors writes it (one JSON string), or as it wrote it before (a JSON string per key)."""
+    meta = meta or {}
+    if set(meta) == {META_KEY}:
+        return json.loads(meta[META_KEY])
+    return {k: json.loads(v) for k, v in meta.items()}
 
 
 def load_state_into(model: torch.nn.Module, state: dict, source: str) -> None:

@@ -20,6 +20,7 @@ COLUMNS = [
     "run_id", "profile", "model", "task", "dataset", "level", "input_level", "metric", "value",
     "metric_spec", "seed", "n_images", "data_source", "versions", "torch_threads", "interop_threads", "deterministic", "cpu", "device",
     "inputs_sha256",  # checksum of the set of degraded inputs of the row's level (bench.data.input_cache.set_sha256)
+    "train_threads",  # torch threads of the training process(es) of the row's runs (torch_threads: the evaluating process's)
 ]
 KEY = ["profile", "model", "task", "dataset", "level", "metric", "metric_spec", "seed"]
 EVAL_FORMAT = 2  # 2: per-image rows carry input_sha256
@@ -92,7 +93,7 @@ def read_results(path) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
         return pd.DataFrame(columns=COLUMNS)
-    return pd.read_csv(path, dtype={"run_id": str, "metric_spec": str})
+    return pd.read_csv(path, dtype={"run_id": str, "metric_spec": str, "train_threads": str})  # "2/4" stays text, "2" stays "2"
 
 
 def write_rows(path, rows: list[dict]) -> pd.DataFrame:

@@ -307,3 +307,31 @@ def check_profile_metrics(profile) -> None:
         check_name(metric["name"])
         for task in profile.tasks:
             build(spec_for(metric, get_task(task)))
+
+
+def parse_metrics(raw, where: str) -> list[dict]:
+    """A profile's `metrics: [psnr, ssim, ms_ssim, {lpips: {net: vgg}}]`: the extra metrics in order, each a name and
+    its options. PSNR and SSIM are always scored (tables, claims and the gate rest on them); whether a name exists is
+    checked against pyiqa before any work (check_profile_metrics), so a profile loads without pyiqa."""
+    if raw is None:
+        return []
+    fix = "write e.g. `metrics: [psnr, ssim, ms_ssim, {lpips: {net: vgg}}]` (`hyperbench metrics` lists them)"
+    if not isinstance(raw, list):
+        raise HyperbenchError(f"{where}: metrics must be a list, got {raw!r}", fix)
+    extra = []
+    for item in raw:
+        if isinstance(item, str):
+            name, options = item, {}
+        elif isinstance(item, dict) and len(item) == 1 and isinstance(next(iter(item.values())) or {}, dict):
+            name, options = next(iter(item.items()))
+            options = dict(options or {})
+        else:
+            raise HyperbenchError(f"{where}: metrics entry {item!r} is neither a name nor one name mapped to its options", fix)
+        if name in BUILTIN:
+            if options:
+                raise HyperbenchError(f"{where}: metrics: {name} takes no options here", "PSNR and SSIM follow each task's metric spec; drop the options")
+            continue
+        if any(m["name"] == name for m in extra):
+            raise HyperbenchError(f"{where}: metrics names {name!r} twice", "list each metric once")
+        extra.append({"name": str(name), "options": options})
+    return extra

@@ -24,7 +24,7 @@ from bench.metrics.quality import METRICS
 
 MATCH_KEY = ["profile", "model", "task", "dataset", "level", "metric", "metric_spec", "seed"]
 DEFAULT_TOL = {"psnr": 0.05, "ssim": 0.002, "ms_ssim": 0.002, "nlpd": 0.002}  # the last two: the extra metrics of `quick`
-ENVIRONMENT = ["versions", "torch_threads", "interop_threads", "deterministic", "cpu", "device"]  # reported when they differ
+ENVIRONMENT = ["versions", "torch_threads", "train_threads", "interop_threads", "deterministic", "cpu", "device"]  # reported when they differ
 
 
 def parse_tolerances(items: list[str] | None, known=()) -> dict[str, float]:

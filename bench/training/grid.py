@@ -14,7 +14,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from bench.common.atomic import atomic_write_text
@@ -40,17 +42,23 @@ class TrainJob:
         import submitit
         import torch
 
+        from bench.training.loop import Stopped, stop_on
         from bench.training.trainer import train_run
 
-        if self.threads:
-            torch.set_num_threads(self.threads)
         try:
             tasks = submitit.JobEnvironment().num_tasks
         except RuntimeError:  # called outside a submitit job (by hand, or in a test)
             tasks = 1
+        threads = self.threads or slurm_cpus(tasks)
+        if threads:  # as many threads as the job was given CPUs: torch's default is one per core of the node
+            torch.set_num_threads(threads)
         if tasks > 1:  # one task per GPU: the tasks of this job train the run data-parallel
             submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
-        return train_run(RunDir(Path(self.runs_dir), self.run), self.data_root)
+        stop_on(signal.SIGTERM)  # Slurm's warning before a requeue or cancel kills the job (about 30 s): checkpoint now
+        try:
+            return train_run(RunDir(Path(self.runs_dir), self.run), self.data_root)
+        except Stopped as exc:  # Slurm requeues the job (scontrol requeue) or the next reproduce resubmits the run
+            return {"run_id": self.run.run_id, "stopped": str(exc)}
 
     def checkpoint(self, *args, **kwargs):
         """Called by submitit on preemption / timeout: requeue this job; training resumes from train_state.safetensors."""
@@ -60,6 +68,16 @@ class TrainJob:
 
     def __eq__(self, other):
         return isinstance(other, TrainJob) and vars(self) == vars(other)
+
+
+def slurm_cpus(tasks: int = 1) -> int | None:
+    """The CPUs Slurm gave each task of this job (None outside Slurm): --cpus-per-task when given, else the
+    node's CPUs of the job shared by its tasks (Slurm's default is one CPU per task)."""
+    per_task = os.environ.get("SLURM_CPUS_PER_TASK", "")
+    if per_task.isdigit():
+        return int(per_task)
+    on_node = os.environ.get("SLURM_CPUS_ON_NODE", "")
+    return max(1, int(on_node) // max(1, tasks)) if on_node.isdigit() else None
 
 
 def make_executor(options: GridOptions, folder: Path):
@@ -73,11 +91,13 @@ def make_executor(options: GridOptions, folder: Path):
     if options.executor == "slurm" and not (shutil.which("sbatch") and shutil.which("srun")):
         raise HyperbenchError("--executor slurm, but sbatch/srun are not on PATH: this is not a Slurm login node",
                               "run from a Slurm login node, or use --executor local on this machine")
-    executor = submitit.AutoExecutor(folder=str(folder / "logs" / "%j"), cluster=options.executor)
+    executor = submitit.AutoExecutor(folder=str(folder / "logs" / "%j"), cluster=options.executor, slurm_max_num_timeout=options.max_requeues)
     params = {"name": "hyperbench", "timeout_min": options.time_min}
     if options.executor == "slurm":
-        params.update(gpus_per_node=options.gpus_per_job, tasks_per_node=options.gpus_per_job, nodes=1,
-                      slurm_array_parallelism=options.array_parallelism)
+        gpus, _ = options.gpus()
+        params.update(tasks_per_node=max(1, gpus), nodes=1, slurm_array_parallelism=options.array_parallelism)
+        if gpus:  # a CPU job asks for no generic resource at all (a CPU partition has none to give)
+            params["gpus_per_node"] = gpus
         for key, value in (("slurm_partition", options.partition), ("cpus_per_task", options.cpus_per_job),
                            ("mem_gb", options.mem_gb), ("slurm_account", options.account)):
             if value is not None:
@@ -100,9 +120,12 @@ def _record_path(folder: Path, run: Run) -> Path:
 def _job_alive(record: dict) -> bool:
     """Is the job recorded for a run still queued or running?"""
     if record.get("executor") == "slurm":
-        from submitit.slurm.slurm import SlurmJob
+        state = squeue_state(record["job_id"])
+        if state is None:  # squeue unavailable: ask submitit, which asks sacct (Slurm accounting)
+            from submitit.slurm.slurm import SlurmJob
 
-        return SlurmJob(record["folder"], record["job_id"]).state.split()[0] in ALIVE_SLURM_STATES
+            state = SlurmJob(record["folder"], record["job_id"]).state
+        return bool(state.strip()) and state.split()[0] in ALIVE_SLURM_STATES
     if record.get("executor") == "local" and str(record.get("job_id", "")).isdigit():
         try:
             os.kill(int(record["job_id"]), 0)  # the local executor's job id is the process id
@@ -112,8 +135,26 @@ def _job_alive(record: dict) -> bool:
     return False
 
 
-def submit_runs(runs: list[Run], runs_dir: Path, folder: Path, options: GridOptions, data_root=None, log=print) -> list[tuple[Run, object]]:
-    """Submit one job per unfinished run that has no live job yet; returns (run, job) pairs of the new jobs."""
+def squeue_state(job_id: str) -> str | None:
+    """A job's state from squeue, which needs no accounting database: "" once the job has left the queue (ended),
+    None when squeue cannot be asked."""
+    import subprocess
+
+    if not shutil.which("squeue"):
+        return None
+    try:
+        out = subprocess.run(["squeue", "-h", "-j", str(job_id), "-o", "%T"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if out.returncode != 0:  # "Invalid job id specified": the job ended long ago
+        return "" if "Invalid job id" in out.stderr else None
+    return out.stdout.strip().splitlines()[0] if out.stdout.strip() else ""
+
+
+def submit_runs(runs: list[Run], runs_dir: Path, folder: Path, options: GridOptions, data_root=None, log=print,
+                resources: dict | None = None) -> list[tuple[Run, object]]:
+    """Submit one job per unfinished run that has no live job yet; returns (run, job) pairs of the new jobs.
+    `resources`: run id -> its entry's own grid settings (gpus_per_job, cpus_per_job, mem_gb, time_min)."""
     todo, skipped = [], 0
     for run in {run.run_id: run for run in runs}.values():  # a run shared by two entries is trained once
         if RunDir(runs_dir, run).is_done:
@@ -124,17 +165,45 @@ def submit_runs(runs: list[Run], runs_dir: Path, folder: Path, options: GridOpti
             continue
         todo.append(run)
     log(f"{len(runs)} runs: {len(todo)} to submit ({options.executor}), {skipped} already queued or running")
-    processes = options.gpus_per_job if options.executor == "slurm" else 1
+    if not todo:
+        return []
+    groups: dict[tuple, list[Run]] = {}  # one array per set of resources: an entry may ask for its own (models.X.grid)
+    for run in todo:
+        groups.setdefault(tuple(sorted((resources or {}).get(run.run_id, {}).items())), []).append(run)
+    submitted = []
+    for own, group in groups.items():
+        group_options = replace(options, **dict(own))
+        if own:
+            log(f"  {len(group)} runs with their entry's resources: {', '.join(f'{k}={v}' for k, v in own)}")
+        submitted += _submit_array(group, runs_dir, folder, group_options, data_root, log)
+    return submitted
+
+
+def _submit_array(todo: list[Run], runs_dir: Path, folder: Path, options: GridOptions, data_root, log) -> list[tuple[Run, object]]:
+    """One job array; a refused submission is a clear error that names the options, and leaves no files behind."""
+    processes = max(1, options.gpus()[0]) if options.executor == "slurm" else 1
+    if options.executor == "slurm":
+        gpus, why = options.gpus()
+        log(f"Slurm: {gpus} GPU(s) per job ({why})")
     for run in todo:  # data-parallel jobs split every step's crops evenly over their processes
         if run.config["protocol"] == "joint" and run.config["train"]["batch"] % processes:
             raise HyperbenchError(f"train.batch = {run.config['train']['batch']} crops cannot be split over {processes} GPUs per job",
                                   f"use --gpus-per-job with a divisor of {run.config['train']['batch']}")
-    if not todo:
-        return []
     executor = make_executor(options, folder)
     threads = _threads_per_job(options, len(todo))
-    with executor.batch():  # one Slurm array
-        jobs = [executor.submit(TrainJob(runs_dir, run.config, data_root, threads)) for run in todo]
+    before = {p for p in folder.rglob("*")} if folder.exists() else set()
+    try:
+        with executor.batch():  # one Slurm array
+            jobs = [executor.submit(TrainJob(runs_dir, run.config, data_root, threads)) for run in todo]
+    except Exception as exc:  # sbatch's refusal (submitit raises it with sbatch's stderr)
+        for path in sorted(set(folder.rglob("*")) - before, key=lambda p: len(p.parts), reverse=True):  # the job pickles it wrote
+            path.unlink() if path.is_file() else shutil.rmtree(path, ignore_errors=True)
+        said = [line.strip() for line in str(exc).splitlines() if "error" in line.lower()] or [str(exc).strip().splitlines()[-1]]
+        gpus, _ = options.gpus()
+        raise HyperbenchError(
+            f"{options.executor} refused the {len(todo)} jobs: {said[0][:300]}",
+            f"check --partition ({options.partition or 'the default'}: `sinfo` lists them), --gpus-per-job ({gpus}; 0 on a partition "
+            f"without GPUs), --cpus-per-job, --mem-gb and --time-min against the partition's limits; nothing was submitted") from None
     for run, job in zip(todo, jobs):
         record = {"run_id": run.run_id, "job_id": str(job.job_id), "executor": options.executor, "folder": str(folder / "logs" / "%j"),
                   "model": run.model, "task": run.task, "levels": run.levels, "submitted": time.strftime("%Y-%m-%d %H:%M:%S")}
@@ -148,7 +217,8 @@ def wait_for(submitted: list[tuple[Run, object]], log=print) -> list[Run]:
     failed = []
     for run, job in submitted:
         try:
-            job.result()
+            _left_queue(job)
+            job.results()  # every task's result: a multi-GPU job has one task per GPU
         except Exception as exc:  # a job's failure must not stop the others from being gathered
             failed.append(run)
             first = str(exc).strip().splitlines()
@@ -156,12 +226,26 @@ def wait_for(submitted: list[tuple[Run, object]], log=print) -> list[Run]:
     return failed
 
 
-def train_on_grid(runs: list[Run], runs_dir: Path, folder: Path, options: GridOptions, data_root=None, log=print) -> list[Run]:
+def _left_queue(job, poll_s: float = 5.0) -> None:
+    """For a Slurm job: wait until squeue no longer lists it. Without accounting (no sacct), submitit cannot tell
+    that a job ended without a result and would wait forever: such a job fails here with its stderr's last lines."""
+    if not type(job).__name__.startswith("Slurm") or squeue_state(job.job_id) is None:
+        return  # local jobs, or no squeue to ask: submitit knows
+    while squeue_state(job.job_id):
+        time.sleep(poll_s)
+    tasks = [job.task(i) for i in range(job.num_tasks)] if job.num_tasks > 1 else [job]
+    if not all(t.paths.result_pickle.exists() for t in tasks):
+        tail = job.paths.stderr.read_text(errors="replace").strip().splitlines()[-5:] if job.paths.stderr.exists() else []
+        raise RuntimeError("the job left the queue without a result (cancelled, killed or failed)" + (": " + " | ".join(tail) if tail else ""))
+
+
+def train_on_grid(runs: list[Run], runs_dir: Path, folder: Path, options: GridOptions, data_root=None, log=print,
+                  resources: dict | None = None) -> list[Run]:
     """Submit the unfinished runs (absolute paths: jobs may start elsewhere), wait when the executor does; returns the runs still unfinished."""
     from bench.data.loading import resolve_data_root
 
     root = resolve_data_root(data_root)
-    submitted = submit_runs(runs, Path(runs_dir).resolve(), Path(folder).resolve(), options, str(root.resolve()) if root else None, log)
+    submitted = submit_runs(runs, Path(runs_dir).resolve(), Path(folder).resolve(), options, str(root.resolve()) if root else None, log, resources)
     if options.waits:
         wait_for(submitted, log)
     elif submitted:

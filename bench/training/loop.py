@@ -137,24 +137,49 @@ def optimise(model, params, objective, steps: int, train: dict, rundir: RunDir, 
                 after_step(step + 1)
             loss_ema = value if loss_ema is None else 0.98 * loss_ema + 0.02 * value
             bar.update(step + 1, loss=loss_ema)
-            if ((step + 1) % every == 0 or step + 1 == steps) and distributed.is_main():
+            stopping = STOP.requested and distributed.world_size() == 1  # a data-parallel job stops at its next regular checkpoint
+            if ((step + 1) % every == 0 or step + 1 == steps or stopping) and distributed.is_main():
                 tensors, meta = _optimizer_tensors(opt)
                 tensors.update({f"model.{k}": v for k, v in model.state_dict().items()})
                 clock = {"wall_s": rundir.wall_s(), "segments": rundir.segment}  # the next segment adds its time to these
                 save_tensors(rundir.state_file, tensors, {**meta, "stage": stage, "step": step + 1, "loss_ema": loss_ema, **clock})
                 rundir.log({"stage": stage, "step": step + 1, "loss": value, "loss_ema": loss_ema, "lr": opt.param_groups[0]["lr"],  # the rate the optimiser used
                             "segment": rundir.segment, "segment_s": round(rundir.segment_s(), 3)})
-                _fault_injection(step + 1)
+            if stopping:
+                raise Stopped(f"stopped after step {step + 1} of {rundir.run.run_id} [{stage}] on request; its checkpoint resumes it")
+            _fault_injection(step + 1)
     return float(loss_ema)
 
 
 SIGNAL_AFTER_CHECKPOINT = "HYPERBENCH_SIGNAL_AFTER_CHECKPOINT"
 
 
+class Stopped(Exception):
+    """Training left off at a step on request (SIGTERM in a grid job), with a checkpoint of that step written."""
+
+
+class _StopRequest:
+    requested = False
+
+
+STOP = _StopRequest()  # set by a signal handler (bench.training.grid.TrainJob): checkpoint at the next step and stop
+
+
+def stop_on(signum) -> None:
+    """From now on, signal `signum` makes training checkpoint after its current step and raise Stopped: Slurm sends
+    SIGTERM before it kills a requeued or cancelled job, and the work since the last regular checkpoint is kept."""
+
+    def request(*_):
+        STOP.requested = True
+
+    signal.signal(signum, request)
+
+
 def _fault_injection(step: int) -> None:
     """Crash and preemption tests at an exact point, whatever the machine's load: with
     $HYPERBENCH_SIGNAL_AFTER_CHECKPOINT = "N:SIGNAME" (e.g. "12:SIGKILL", "10:SIGUSR2") the process sends
-    itself that signal right after logging the checkpoint of step N. Unset in normal use."""
+    itself that signal right after logging the checkpoint of step N (or right after step N where it writes none).
+    Unset in normal use."""
     at, _, name = os.environ.get(SIGNAL_AFTER_CHECKPOINT, "").partition(":")
     if at == str(step):
         os.kill(os.getpid(), getattr(signal, name))

@@ -12,6 +12,7 @@ from pathlib import Path
 import yaml
 
 from bench.common.errors import HyperbenchError, did_you_mean
+from bench.metrics.iqa import parse_metrics
 from bench.models.catalog import model_cfg
 from bench.tasks.task import TASKS, get_task
 from bench.training.crops import DATA_PROTOCOLS
@@ -28,6 +29,7 @@ TASK_KEYS = {"train_dataset", "eval_dataset", "valid_dataset", "train_levels", "
 TOP_KEYS = ("name", "description", "seed", "seeds", "conventions", "train", "models", "tasks", "first", "tune", "gpu", "grid", "budget", "extends",
             "metrics")
 SELECT = ("last", "best_validation")  # which weights a run keeps: its last, or its best on the validation set
+ENTRY_GRID_KEYS = ("gpus_per_job", "cpus_per_job", "mem_gb", "time_min")  # resources one entry's jobs may ask for
 MERGED_SECTIONS = ("train", "models", "tune", "gpu", "grid", "budget")  # `extends:`: the child's keys override the base's, key by key
 
 
@@ -43,6 +45,7 @@ class Entry:
     weights: list = field(default_factory=list)  # official files to import instead of training (`weights:` in the profile)
     absent: str = ""  # why an entry with `weights` has no run: which file is missing and where to get it
     seed: int = 0  # the training seed of its runs (one entry per seed of `seeds:`)
+    grid: dict = field(default_factory=dict)  # its own cluster resources (`models: {hinet: {grid: {mem_gb: 32}}}`), not part of run ids
     primary: bool = True  # the seed that tuning (Fig 5, blind table) and the budget figures use
 
     def __post_init__(self):
@@ -102,6 +105,12 @@ def load_profile(name_or_path: str) -> Profile:
             _check_train(path, kwargs["train"], f"models.{name}.train")
         if "gpu" in (kwargs or {}):
             check_gpu_flags(kwargs["gpu"], f"profile {path}, models.{name}")
+        own_grid = (kwargs or {}).get("grid")
+        if own_grid is not None:
+            grid_settings(own_grid, f"profile {path}, models.{name}")
+            if set(own_grid) - set(ENTRY_GRID_KEYS):
+                _fail(path, f"models.{name}.grid sets {sorted(set(own_grid) - set(ENTRY_GRID_KEYS))}",
+                      f"an entry may set its own {', '.join(ENTRY_GRID_KEYS)}; the rest is the profile's grid:")
         weights = (kwargs or {}).get("weights")
         if weights is not None and not (isinstance(weights, dict) and all(t in TASKS and isinstance(f, (str, list)) for t, f in weights.items())):
             _fail(path, f"models.{name}.weights must map tasks to official file names, got {weights!r}",
@@ -138,36 +147,8 @@ def load_profile(name_or_path: str) -> Profile:
         train=dict(raw["train"]), models=dict(raw["models"]), tasks=dict(raw["tasks"]),
         conventions=list(raw.get("conventions", [])), source=path, tune=dict(raw.get("tune") or {}),
         gpu=check_gpu_flags(raw.get("gpu") or {}, f"profile {path}"), grid=grid_settings(raw.get("grid") or {}, f"profile {path}"),
-        first=first, budget=_budget(raw.get("budget"), path), seeds=seeds, metrics=_metrics(raw.get("metrics"), path),
+        first=first, budget=_budget(raw.get("budget"), path), seeds=seeds, metrics=parse_metrics(raw.get("metrics"), f"profile {path}"),
     )
-
-
-def _metrics(raw, path) -> list[dict]:
-    """`metrics: [psnr, ssim, ms_ssim, {lpips: {net: vgg}}]`: the extra metrics in order, each a name and its options.
-    PSNR and SSIM are always scored (tables, claims and the gate rest on them); whether a name exists is checked
-    against pyiqa before any work (bench.metrics.catalog.check_metrics), so a profile loads without pyiqa."""
-    if raw is None:
-        return []
-    fix = "write e.g. `metrics: [psnr, ssim, ms_ssim, {lpips: {net: vgg}}]` (`hyperbench metrics` lists them)"
-    if not isinstance(raw, list):
-        _fail(path, f"metrics must be a list, got {raw!r}", fix)
-    extra = []
-    for item in raw:
-        if isinstance(item, str):
-            name, options = item, {}
-        elif isinstance(item, dict) and len(item) == 1 and isinstance(next(iter(item.values())) or {}, dict):
-            name, options = next(iter(item.items()))
-            options = dict(options or {})
-        else:
-            _fail(path, f"metrics entry {item!r} is neither a name nor one name mapped to its options", fix)
-        if name in ("psnr", "ssim"):
-            if options:
-                _fail(path, f"metrics: {name} takes no options here", "PSNR and SSIM follow each task's metric spec; drop the options")
-            continue
-        if any(m["name"] == name for m in extra):
-            _fail(path, f"metrics names {name!r} twice", "list each metric once")
-        extra.append({"name": str(name), "options": options})
-    return extra
 
 
 def _seeds(raw, path, where: str) -> list[int]:
@@ -315,7 +296,7 @@ def _per_task(value) -> bool:
 def model_kwargs(profile: Profile, model: str, task: str) -> dict:
     kwargs = dict(model_cfg(model_arch(profile, model)).task_kwargs.get(task, {}))
     for key, value in (profile.models[model] or {}).items():
-        if key in ("model", "weights", "train", "gpu", "seeds"):
+        if key in ("model", "weights", "train", "gpu", "seeds", "grid"):
             continue
         if _per_task(value):
             if task not in value:
@@ -357,7 +338,7 @@ def expand(profile: Profile, tasks=None, models=None) -> list[Entry]:
             recipe = run_recipe(arch, task)
             primary = primary_seed(profile, model, task)
             for seed in entry_seeds(profile, model, task):
-                entry = Entry(model, task, kwargs, arch=arch, seed=seed, primary=seed == primary)
+                entry = Entry(model, task, kwargs, arch=arch, seed=seed, primary=seed == primary, grid=dict((profile.models[model] or {}).get("grid") or {}))
                 if cfg.protocol == "bank":
                     for level in tcfg["bank_levels"]:
                         entry.runs.append(_run(profile, model, {**kwargs, "levels": [level]}, task, [level], "joint", recipe, seed))

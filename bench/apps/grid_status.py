@@ -1,0 +1,68 @@
+"""`hyperbench grid status`: every recorded grid job of a results folder: its run, state, elapsed time, requeues,
+last log line and where its log is; a job that ended without finishing its run says why (its stderr's last lines)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bench.training.grid import squeue_state
+
+
+def job_rows(grid_dir: Path, runs_dir: Path, run_ids: set[str] | None = None) -> list[dict]:
+    rows = []
+    for record_file in sorted((grid_dir / "jobs").glob("*.json")):
+        record = json.loads(record_file.read_text())
+        if run_ids is not None and record["run_id"] not in run_ids:
+            continue
+        run_dir = Path(runs_dir) / record["run_id"]
+        done = (run_dir / "done").exists()
+        logs = Path(record["folder"].replace("%j", record["job_id"]))
+        out, err = _newest(logs, "*_log.out"), _newest(logs, "*_log.err")
+        queued = squeue_state(record["job_id"]) if record.get("executor") == "slurm" else None
+        state = queued or ("finished" if done else "ended, run unfinished")
+        rows.append({
+            "run": record["run_id"], "entry": f"{record['model']} {record['task']} {','.join(f'{v:g}' for v in record['levels'])}",
+            "job": record["job_id"], "state": state, "elapsed_s": _elapsed(run_dir, done), "requeues": _segments(run_dir) - 1 if _segments(run_dir) else 0,
+            "last line": _last_line(out), "log": str(out or logs),
+            "why": " | ".join(_tail(err, 3)) if state == "ended, run unfinished" else "",
+        })
+    return rows
+
+
+def _newest(folder: Path, pattern: str) -> Path | None:
+    found = sorted(folder.glob(pattern), key=lambda p: p.stat().st_mtime) if folder.is_dir() else []
+    return found[-1] if found else None
+
+
+def _tail(path: Path | None, n: int) -> list[str]:
+    if path is None or not path.exists():
+        return []
+    return [line.strip() for line in path.read_text(errors="replace").splitlines() if line.strip()][-n:]
+
+
+def _last_line(path: Path | None) -> str:
+    lines = _tail(path, 1)
+    return lines[0][-60:] if lines else ""
+
+
+def _segments(run_dir: Path) -> int:
+    """The process segments that trained the run (1 + requeues and resumes), from its log."""
+    log = run_dir / "log.jsonl"
+    if not log.exists():
+        return 0
+    return max((json.loads(line).get("segment", 1) for line in log.read_text().splitlines() if line.strip()), default=0)
+
+
+def _elapsed(run_dir: Path, done: bool) -> float | None:
+    if done:
+        return json.loads((run_dir / "done").read_text()).get("wall_s")
+    log = run_dir / "log.jsonl"
+    records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.exists() else []
+    return records[-1].get("segment_s") if records else None
+
+
+def profile_run_ids(profile) -> set[str]:
+    from bench.training.profiles import expand
+
+    return {run.run_id for entry in expand(profile) for run in entry.runs}

@@ -1,0 +1,125 @@
+"""The grid on a real Slurm (the `slurm` lane: scripts/slurm-single-node.sh --gpus 2 brings up a single-node
+cluster, no accounting database; .ci/run runs these with -m slurm). CPU-partition submission, no run submitted
+twice, a smoke reproduction equal to the local one, a GPU-partition request against placeholder GPUs with a
+2-task job that reports success, and a requeued run that resumes to the weights of an uninterrupted one."""
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.conftest import require
+
+pytestmark = pytest.mark.slurm  # deselected by default (-m 'not slow and not iqa and not slurm')
+
+ENV = {**os.environ, "HYPERBENCH_QUIET": "1"}
+LOCAL_SMOKE = "HYPERBENCH_LOCAL_SMOKE"  # .ci/run: the gate's local smoke results.csv, so it is not run twice
+
+
+@pytest.fixture(autouse=True)
+def slurm():
+    ready = shutil.which("sinfo") and "idle" in subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True).stdout
+    require(bool(ready), "no idle Slurm node here (scripts/slurm-single-node.sh --gpus 2 brings one up)")
+
+
+def _hyperbench(folder: Path, *args, env=None, timeout=900) -> subprocess.CompletedProcess:
+    out = subprocess.run([sys.executable, "-m", "bench.apps.cli", *args, "--runs-dir", str(folder / "runs"), "--results-dir",
+                          str(folder / "results"), "--tables-dir", str(folder / "tables")],
+                         capture_output=True, text=True, env=env or ENV, timeout=timeout)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    return out
+
+
+def test_smoke_through_slurm_on_a_cpu_partition_equals_the_local_run(tmp_path):
+    out = _hyperbench(tmp_path / "slurm", "reproduce", "--profile", "smoke", "--executor", "slurm", "--partition", "debug",
+                      "--cpus-per-job", str(os.cpu_count()), "--mem-gb", "2", "--wait")
+    assert "Slurm: 0 GPU(s) per job" in out.stdout and "failed" not in out.stdout
+    script = next((tmp_path / "slurm" / "results" / "grid" / "logs").glob("*/*_submission.sh")).read_text()
+    assert "--gpus" not in script and "--gres" not in script and f"--cpus-per-task={os.cpu_count()}" in script
+    local = os.environ.get(LOCAL_SMOKE)
+    if not local:  # by hand: run the local reproduction here
+        _hyperbench(tmp_path / "local", "reproduce", "--profile", "smoke")
+        local = tmp_path / "local" / "results" / "smoke" / "results.csv"
+    gate = subprocess.run([sys.executable, "-m", "bench.apps.cli", "regress", str(tmp_path / "slurm" / "results" / "smoke" / "results.csv"),
+                           "--against", str(local), "--tol", "psnr=0", "--tol", "ssim=0"], capture_output=True, text=True, env=ENV)
+    assert gate.returncode == 0 and "0 regressions, 0 missing, 0 improvements, 0 new" in " ".join(gate.stdout.split()), gate.stdout
+    rows = pd.read_csv(tmp_path / "slurm" / "results" / "smoke" / "results.csv", dtype={"train_threads": str})
+    assert set(rows[rows.model != "degraded-input"].train_threads.astype(str)) == {str(os.cpu_count())}  # the job's CPUs, not the node's
+
+
+def test_a_second_call_while_jobs_are_queued_submits_nothing_twice(tmp_path):
+    args = ("reproduce", "--profile", "smoke", "--tasks", "sr", "--models", "hyperres,perlevel", "--executor", "slurm",
+            "--cpus-per-job", str(os.cpu_count()), "--mem-gb", "2", "--no-wait")
+    first = _hyperbench(tmp_path, *args)
+    assert "3 to submit" in first.stdout
+    second = _hyperbench(tmp_path, *args)  # squeue, not sacct (there is no accounting database), says they are queued
+    assert "0 to submit" in second.stdout and "already queued or running" in second.stdout
+    _wait_until_gone(tmp_path)
+
+
+def _wait_until_gone(folder: Path, limit_s: float = 600) -> None:
+    ids = {p.stem: p for p in (folder / "results" / "grid" / "jobs").glob("*.json")}
+    end = time.time() + limit_s
+    while time.time() < end and subprocess.run(["squeue", "-h", "-u", os.environ.get("USER", "root")], capture_output=True, text=True).stdout.strip():
+        time.sleep(2)
+    assert ids
+
+
+def test_a_gpu_partition_job_asks_for_its_gpus_and_a_two_task_job_reports_success(tmp_path):
+    out = _hyperbench(tmp_path, "reproduce", "--profile", "smoke", "--tasks", "sr", "--models", "hyperres", "--executor", "slurm",
+                      "--partition", "gpu", "--gpus-per-job", "2", "--cpus-per-job", "1", "--mem-gb", "2", "--wait")
+    assert "Slurm: 2 GPU(s) per job" in out.stdout and "failed" not in out.stdout, out.stdout
+    script = next((tmp_path / "results" / "grid" / "logs").glob("*/*_submission.sh")).read_text()
+    for line in ("#SBATCH --partition=gpu", "#SBATCH --gpus-per-node=2", "#SBATCH --ntasks-per-node=2"):
+        assert line in script, line
+    assert "runs not finished" not in out.stdout and (tmp_path / "tables" / "smoke" / "table3_sr.md").exists()
+
+
+@pytest.mark.parametrize("interrupt", [["scontrol", "requeue"], ["scancel", "--signal=USR2"]], ids=["requeue", "preempt-usr2"])
+def test_a_requeued_run_resumes_to_the_weights_of_an_uninterrupted_run(tmp_path, interrupt):
+    """While the run trains: `scontrol requeue` sends SIGTERM, which makes it checkpoint the step in hand
+    (bench/training/loop.py stop_on) before Slurm requeues it; USR2 (the signal submitit asks for before the time
+    limit, and preemption) makes submitit requeue it, and it resumes from its last checkpoint. Either way the second
+    start ends with the weights of an uninterrupted run."""
+    profile = tmp_path / "requeue.yaml"
+    profile.write_text("name: requeue\nextends: smoke\ntrain: {steps: 1200, checkpoint_every: 500}\n")  # about 20 s of training
+    selection = ("--profile", str(profile), "--tasks", "denoise", "--models", "hyperres")
+    _hyperbench(tmp_path / "local", "train", *selection)
+    _hyperbench(tmp_path / "slurm", "reproduce", *selection, "--executor", "slurm", "--cpus-per-job", str(os.cpu_count()), "--mem-gb", "2", "--no-wait")
+    job = _first_job(tmp_path / "slurm")
+    _wait_for(lambda: _state(job) == "RUNNING", 300)
+    time.sleep(8)  # past the start-up, into training, well before its end
+    subprocess.run([*interrupt, job], check=True)
+    _wait_for(lambda: _state(job) == "PENDING", 120)
+    subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=True)  # Slurm holds a requeued job ~2 min
+    _wait_for(lambda: _state(job) == "", 600)
+    (local,) = [p for p in (tmp_path / "local" / "runs").iterdir() if (p / "model.safetensors").exists()]
+    resumed = tmp_path / "slurm" / "runs" / local.name
+    log_out = next((tmp_path / "slurm" / "results" / "grid" / "logs").glob(f"{job}/*_log.out")).read_text()
+    assert log_out.count("Starting with JobEnvironment") == 2, "the job did not start twice"  # requeued into the same log
+    if interrupt[0] == "scontrol":  # SIGTERM: a checkpoint of the step in hand, the second segment goes on from it
+        records = (resumed / "log.jsonl").read_text().splitlines()
+        assert '"segment": 1' in records[0] and all('"segment": 2' in line for line in records[1:]), records
+    assert (resumed / "model.safetensors").read_bytes() == (local / "model.safetensors").read_bytes()
+
+
+def _first_job(folder: Path) -> str:
+    import json
+
+    return sorted(json.loads(p.read_text())["job_id"] for p in (folder / "results" / "grid" / "jobs").glob("*.json"))[0]
+
+
+def _state(job: str) -> str:
+    return subprocess.run(["squeue", "-h", "-j", job, "-o", "%T"], capture_output=True, text=True).stdout.strip()
+
+
+def _wait_for(condition, limit_s: float) -> None:
+    end = time.time() + limit_s
+    while not condition():
+        assert time.time() < end, "timed out"
+        time.sleep(0.5)
