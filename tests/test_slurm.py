@@ -80,16 +80,28 @@ def test_a_gpu_partition_job_asks_for_its_gpus_and_a_two_task_job_reports_succes
     assert "runs not finished" not in out.stdout and (tmp_path / "tables" / "smoke" / "table3_sr.md").exists()
 
 
+REQUEUE_PROFILE = "name: requeue\nextends: smoke\ntrain: {steps: 800, checkpoint_every: 500}\n"  # about 14 s of training
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """The run trained here in one go: what both interrupted runs must end at."""
+    folder = tmp_path_factory.mktemp("uninterrupted")
+    (folder / "requeue.yaml").write_text(REQUEUE_PROFILE)
+    _hyperbench(folder, "train", "--profile", str(folder / "requeue.yaml"), "--tasks", "denoise", "--models", "hyperres")
+    (run,) = [p for p in (folder / "runs").iterdir() if (p / "model.safetensors").exists()]
+    return run
+
+
 @pytest.mark.parametrize("interrupt", [["scontrol", "requeue"], ["scancel", "--signal=USR2"]], ids=["requeue", "preempt-usr2"])
-def test_a_requeued_run_resumes_to_the_weights_of_an_uninterrupted_run(tmp_path, interrupt):
+def test_a_requeued_run_resumes_to_the_weights_of_an_uninterrupted_run(tmp_path, interrupt, uninterrupted):
     """While the run trains: `scontrol requeue` sends SIGTERM, which makes it checkpoint the step in hand
     (bench/training/loop.py stop_on) before Slurm requeues it; USR2 (the signal submitit asks for before the time
     limit, and preemption) makes submitit requeue it, and it resumes from its last checkpoint. Either way the second
     start ends with the weights of an uninterrupted run."""
     profile = tmp_path / "requeue.yaml"
-    profile.write_text("name: requeue\nextends: smoke\ntrain: {steps: 1200, checkpoint_every: 500}\n")  # about 20 s of training
+    profile.write_text(REQUEUE_PROFILE)
     selection = ("--profile", str(profile), "--tasks", "denoise", "--models", "hyperres")
-    _hyperbench(tmp_path / "local", "train", *selection)
     _hyperbench(tmp_path / "slurm", "reproduce", *selection, "--executor", "slurm", "--cpus-per-job", str(os.cpu_count()), "--mem-gb", "2", "--no-wait")
     job = _first_job(tmp_path / "slurm")
     _wait_for(lambda: _state(job) == "RUNNING", 300)
@@ -98,7 +110,7 @@ def test_a_requeued_run_resumes_to_the_weights_of_an_uninterrupted_run(tmp_path,
     _wait_for(lambda: _state(job) == "PENDING", 120)
     subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=True)  # Slurm holds a requeued job ~2 min
     _wait_for(lambda: _state(job) == "", 600)
-    (local,) = [p for p in (tmp_path / "local" / "runs").iterdir() if (p / "model.safetensors").exists()]
+    local = uninterrupted
     resumed = tmp_path / "slurm" / "runs" / local.name
     log_out = next((tmp_path / "slurm" / "results" / "grid" / "logs").glob(f"{job}/*_log.out")).read_text()
     assert log_out.count("Starting with JobEnvironment") == 2, "the job did not start twice"  # requeued into the same log
