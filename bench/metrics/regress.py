@@ -130,7 +130,7 @@ def compare(results: pd.DataFrame, reference: pd.DataFrame, tol: dict) -> Compar
     both["gain"] = [_gain(o, r, higher_is_better(m, spec)) for o, r, m, spec in zip(both.value_ours, both.value_ref, both.metric, both.metric_spec)]
     both["tol"] = [tol[m] for m in both.metric]
     columns = MATCH_KEY + ["value_ref", "value_ours", "gain", "tol"]
-    out = Comparison(tol=tol, compared=len(both))
+    out = Comparison(tol={m: v for m, v in tol.items() if m in set(both.metric)} or tol, compared=len(both))  # the tolerances that applied
     out.regressions = both[both.gain < -both.tol][columns]
     out.improvements = both[both.gain > both.tol][columns]
     out.missing = merged[merged["_merge"] == "left_only"][MATCH_KEY + ["value_ref"]]
