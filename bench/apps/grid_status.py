@@ -21,9 +21,12 @@ def job_rows(grid_dir: Path, runs_dir: Path, run_ids: set[str] | None = None) ->
         out, err = _newest(logs, "*_log.out"), _newest(logs, "*_log.err")
         queued = squeue_state(record["job_id"]) if record.get("executor") == "slurm" else None
         state = queued or ("finished" if done else "ended, run unfinished")
+        logged = _records(run_dir)
+        segments = max((r.get("segment", 1) for r in logged), default=1)  # 1 + the requeues and resumes
+        elapsed = json.loads((run_dir / "done").read_text()).get("wall_s") if done else logged[-1].get("segment_s") if logged else None
         rows.append({
             "run": record["run_id"], "entry": f"{record['model']} {record['task']} {','.join(f'{v:g}' for v in record['levels'])}",
-            "job": record["job_id"], "state": state, "elapsed_s": _elapsed(run_dir, done), "requeues": _segments(run_dir) - 1 if _segments(run_dir) else 0,
+            "job": record["job_id"], "state": state, "elapsed_s": elapsed, "requeues": segments - 1,
             "last line": _last_line(out), "log": str(out or logs),
             "why": " | ".join(_tail(err, 3)) if state == "ended, run unfinished" else "",
         })
@@ -46,20 +49,10 @@ def _last_line(path: Path | None) -> str:
     return lines[0][-60:] if lines else ""
 
 
-def _segments(run_dir: Path) -> int:
-    """The process segments that trained the run (1 + requeues and resumes), from its log."""
+def _records(run_dir: Path) -> list[dict]:
+    """The run's checkpoint log (bench.training.loop writes one record per checkpoint)."""
     log = run_dir / "log.jsonl"
-    if not log.exists():
-        return 0
-    return max((json.loads(line).get("segment", 1) for line in log.read_text().splitlines() if line.strip()), default=0)
-
-
-def _elapsed(run_dir: Path, done: bool) -> float | None:
-    if done:
-        return json.loads((run_dir / "done").read_text()).get("wall_s")
-    log = run_dir / "log.jsonl"
-    records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.exists() else []
-    return records[-1].get("segment_s") if records else None
+    return [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.exists() else []
 
 
 def profile_run_ids(profile) -> set[str]:

@@ -7,6 +7,8 @@ suite's own code (a "replica" row), so the table says what pyiqa computes, not w
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from bench.metrics import iqa
@@ -26,10 +28,15 @@ def _gray(values: np.ndarray) -> np.ndarray:
     return np.clip(values, 0, 255).astype(np.uint8)
 
 
+@lru_cache
+def _metric(name: str, options: tuple):
+    return iqa.pyiqa().create_metric(name, as_loss=False, device="cpu", **dict(options))
+
+
 def _pyiqa_score(name: str, out: np.ndarray, ref: np.ndarray, scale: float, dtype, **options) -> float:
     import torch
 
-    metric = iqa.pyiqa().create_metric(name, as_loss=False, device="cpu", **options)
+    metric = _metric(name, tuple(sorted(options.items())))  # built once for all the pairs
 
     def tensor(img):
         return torch.from_numpy(img.astype(np.float64) / scale).to(dtype).permute(2, 0, 1).unsqueeze(0)

@@ -212,23 +212,30 @@ def torch_home() -> str:
 _BUILT: dict = {}
 
 
+def _create(name: str, options: dict, allow_downloads: bool):
+    """pyiqa.create_metric on the CPU, watched: (the metric or None, what building it fetched, pyiqa's own error or None)."""
+    metric = error = None
+    with watched(allow_downloads) as fetches:
+        try:
+            metric = pyiqa().create_metric(name, as_loss=False, device="cpu", **options)
+        except MissingWeights:
+            raise  # watched() records it in fetches.missing
+        except Exception as exc:  # a Hugging Face download refused or failed, a bad option, ...
+            error = exc
+    return metric, fetches, error
+
+
 def build(spec: IqaSpec, allow_downloads: bool | None = None):
     """The pyiqa metric of a spec on the CPU (built once per process), or a clear error when its weights are absent."""
     key = (spec.name, spec.options)
     if key in _BUILT:
         return _BUILT[key]
-    module = pyiqa()
     allow = downloads_allowed() if allow_downloads is None else allow_downloads
-    metric = None
-    with watched(allow) as fetches:
-        try:
-            metric = module.create_metric(spec.name, as_loss=False, device="cpu", **dict(spec.options))
-        except MissingWeights:
-            raise
-        except Exception as exc:  # a Hugging Face download refused or failed, a bad option, ...
-            raise HyperbenchError(f"pyiqa could not build metric {spec.name!r} ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})",
-                                  "check its options; a learned metric's files come from pyiqa's first run on a machine with internet "
-                                  f"(the Hugging Face ones into $HF_HOME, the others into {torch_home()}/hub)") from None
+    metric, fetches, error = _create(spec.name, dict(spec.options), allow)
+    if error is not None:
+        raise HyperbenchError(f"pyiqa could not build metric {spec.name!r} ({type(error).__name__}: {str(error).splitlines()[0][:200]})",
+                              "check its options; a learned metric's files come from pyiqa's first run on a machine with internet "
+                              f"(the Hugging Face ones into $HF_HOME, the others into {torch_home()}/hub)")
     if fetches.missing is not None:
         raise missing_weights_error(spec.name, fetches.missing, allow)
     _BUILT[key] = metric
@@ -249,13 +256,9 @@ def probe(name: str) -> dict:
     """Whether a metric needs weight files and whether they are here, by building it with downloads refused:
     {"weights": "none" | "needed", "present": what was found (file names; the folders are TORCH_HOME's), "spec"}."""
     spec = IqaSpec(name, lower_is_better(name), options=effective_options(name, {}))
-    with watched(False) as fetches:
-        try:
-            pyiqa().create_metric(name, as_loss=False, device="cpu")
-        except MissingWeights:
-            raise
-        except Exception:  # a file of the Hugging Face hub, absent while offline
-            return {"weights": "needed", "present": "no (Hugging Face hub files, into HF_HOME)", "spec": spec}
+    _, fetches, error = _create(name, {}, allow_downloads=False)
+    if error is not None:  # a file of the Hugging Face hub, absent while offline
+        return {"weights": "needed", "present": "no (Hugging Face hub files, into HF_HOME)", "spec": spec}
     if fetches.missing is not None:
         return {"weights": "needed", "present": f"no: {os.path.basename(fetches.missing.path)}", "spec": spec}
     if fetches.loaded:

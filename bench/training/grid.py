@@ -229,7 +229,9 @@ def wait_for(submitted: list[tuple[Run, object]], log=print) -> list[Run]:
 def _left_queue(job, poll_s: float = 5.0) -> None:
     """For a Slurm job: wait until squeue no longer lists it. Without accounting (no sacct), submitit cannot tell
     that a job ended without a result and would wait forever: such a job fails here with its stderr's last lines."""
-    if not type(job).__name__.startswith("Slurm") or squeue_state(job.job_id) is None:
+    from submitit.slurm.slurm import SlurmJob
+
+    if not isinstance(job, SlurmJob) or squeue_state(job.job_id) is None:
         return  # local jobs, or no squeue to ask: submitit knows
     while squeue_state(job.job_id):
         time.sleep(poll_s)
