@@ -110,17 +110,34 @@ def test_checkpoint_requeues_the_same_job_and_jobs_are_idempotent(tmp_path):
     assert job() == first and rundir.model_file.stat().st_mtime_ns == stamp  # a finished run is not trained again
 
 
-def test_report_gathers_finished_runs_and_reports_the_rest_missing(tmp_path, quick_reports):
+def test_each_call_gathers_what_is_done_and_evaluation_jobs_equal_a_local_evaluation(tmp_path, quick_reports):
     profile, paths = _profile(tmp_path), _paths(tmp_path)
     train_all(expand(profile, models=["hyperres"]), paths, log=lambda *a: None)  # only HyperRes has finished
     lines = []
     out = reproduce(profile, paths, log=lines.append, grid=GridOptions(executor="debug", wait=False))  # jobs submitted, none run
     assert sorted(r.model for r in out["missing"]) == ["perlevel", "perlevel"]
-    assert any("reported as missing" in line for line in lines)
-    df = pd.read_csv(out["results"])
-    assert set(df.model) == {"hyperres", "degraded-input"}
+    assert [e.model for e in out["unevaluated"]] == ["hyperres"]  # its evaluation is a job of its own, not run yet
+    assert any("reported as missing" in line for line in lines) and any("evaluation: 1 jobs to submit" in line for line in lines)
+    records = [json.loads(p.read_text()) for p in (paths.grid_dir() / "jobs").glob("eval-*.json")]
+    assert [(r["kind"], r["model"], r["task"]) for r in records] == [("eval", "hyperres", "sr")]
     table = pd.read_csv(paths.tables_dir(profile.name) / "table3_sr.csv")
-    assert table[table.model == "perlevel"].ours.isna().all() and table[table.model == "hyperres"].ours.notna().any()
+    assert table.ours.isna().all()  # nothing evaluated: every entry reported as missing
+
+    out = reproduce(profile, paths, log=lines.append, grid=GridOptions(executor="debug", wait=True))  # the next call picks up
+    assert out["missing"] == [] and out["unevaluated"] == []
+    grid_rows = pd.read_csv(out["results"])
+    assert set(grid_rows.model) == {"hyperres", "perlevel", "degraded-input"}
+    from bench.apps.grid_status import job_rows
+
+    states = {r["entry"]: r["state"] for r in job_rows(paths.grid_dir(), paths.runs)}
+    assert states["evaluate perlevel sr"] == "finished" and states["evaluate hyperres sr"] == "finished"
+
+    # the same runs evaluated here, in this process, give the same numbers to the last bit
+    here = Paths(runs=paths.runs, results=tmp_path / "here", tables=tmp_path / "here_tables")
+    local = pd.read_csv(reproduce(profile, here, log=lambda *a: None)["results"])
+    key = ["model", "level", "metric"]
+    merged = grid_rows.merge(local, on=key, suffixes=("_grid", "_here"), validate="one_to_one")
+    assert len(merged) == len(local) and (merged.value_grid == merged.value_here).all()
 
 
 def _stand_in(folder, name, body):

@@ -39,6 +39,10 @@ def test_smoke_through_slurm_on_a_cpu_partition_equals_the_local_run(tmp_path):
     out = _hyperbench(tmp_path / "slurm", "reproduce", "--profile", "smoke", "--executor", "slurm", "--partition", "debug",
                       "--cpus-per-job", str(os.cpu_count()), "--mem-gb", "2", "--wait")
     assert "Slurm: 0 GPU(s) per job" in out.stdout and "failed" not in out.stdout
+    assert "evaluation: 21 jobs to submit (slurm)" in out.stdout  # every entry's evaluation on every task, as jobs
+    status = subprocess.run([sys.executable, "-m", "bench.apps.cli", "grid", "status", "--runs-dir", str(tmp_path / "slurm" / "runs"),
+                             "--results-dir", str(tmp_path / "slurm" / "results")], capture_output=True, text=True, env=ENV)
+    assert status.stdout.count("evaluate ") == 21 and "ended" not in status.stdout, status.stdout
     script = next((tmp_path / "slurm" / "results" / "grid" / "logs").glob("*/*_submission.sh")).read_text()
     assert "--gpus" not in script and "--gres" not in script and f"--cpus-per-task={os.cpu_count()}" in script
     local = os.environ.get(LOCAL_SMOKE)
@@ -56,10 +60,15 @@ def test_a_second_call_while_jobs_are_queued_submits_nothing_twice(tmp_path):
     args = ("reproduce", "--profile", "smoke", "--tasks", "sr", "--models", "hyperres,perlevel", "--executor", "slurm",
             "--cpus-per-job", str(os.cpu_count()), "--mem-gb", "2", "--no-wait")
     first = _hyperbench(tmp_path, *args)
-    assert "3 to submit" in first.stdout
+    assert "3 to submit" in first.stdout and "evaluation: 2 jobs to submit" in first.stdout  # to start after the training jobs
     second = _hyperbench(tmp_path, *args)  # squeue, not sacct (there is no accounting database), says they are queued
     assert "0 to submit" in second.stdout and "already queued or running" in second.stdout
+    assert "evaluation: 0 jobs to submit (slurm), 2 already queued or running" in second.stdout
     _wait_until_gone(tmp_path)
+    third = _hyperbench(tmp_path, *args)  # picks up where the first left off: everything trained and evaluated, tables written
+    assert "0 to submit" in third.stdout and "evaluation:" not in third.stdout and "not evaluated" not in third.stdout, third.stdout
+    table = pd.read_csv(tmp_path / "tables" / "smoke" / "table3_sr.csv")
+    assert table[table.model.isin(["hyperres", "perlevel"])].ours.notna().all()
 
 
 def _wait_until_gone(folder: Path, limit_s: float = 600) -> None:

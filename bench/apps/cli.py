@@ -23,7 +23,6 @@ from bench.apps.cli_common import (
     WorkersOpt,
     _paths,
     _split,
-    checked_workers,
     console,
     log,
     use_device,
@@ -31,6 +30,7 @@ from bench.apps.cli_common import (
 )
 from bench.apps.cli_data import data_app
 from bench.apps.cli_grid import grid_app
+from bench.apps.cli_perf import perf
 from bench.apps.cli_weights import weights_app
 from bench.common.allocator import keep_freed_memory
 from bench.common.errors import HyperbenchError
@@ -39,6 +39,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="Reproduce Hy
 app.add_typer(data_app, name="data")
 app.add_typer(weights_app, name="weights")
 app.add_typer(grid_app, name="grid")
+app.command()(perf)
 
 
 @app.command("list")
@@ -88,7 +89,7 @@ def eval_cmd(profile: str = ProfileOpt, tasks: str = TasksOpt, models: str = Mod
              runs_dir: Path = RunsOpt, results_dir: Path = ResultsOpt, tables_dir: Path = TablesOpt, weights_dir: Path = WeightsOpt,
              device: str = DeviceOpt, metrics: str = MetricsOpt):
     """Evaluate trained runs at every evaluation level and store tidy results."""
-    from bench.apps.reproduce import deterministic, evaluate_task, tidy_rows
+    from bench.apps.reproduce import deterministic, evaluate_task, evaluation_environments, tidy_rows
     from bench.evaluation.results import write_rows
     from bench.metrics.iqa import check_profile_metrics
     from bench.training.profiles import load_profile
@@ -103,7 +104,8 @@ def eval_cmd(profile: str = ProfileOpt, tasks: str = TasksOpt, models: str = Mod
     for task in dict.fromkeys(e.task for e in entries):
         task_entries = [e for e in entries if e.task == task]
         frame = evaluate_task(prof, task, task_entries, paths, data_root, log)
-        write_rows(paths.results_file(prof.name), tidy_rows(prof, task, task_entries, frame, paths.runs))
+        write_rows(paths.results_file(prof.name), tidy_rows(prof, task, task_entries, frame, paths.runs,
+                                                            evaluation_environments(prof, task, task_entries, paths)))
     console.print(f"results: {paths.results_file(prof.name)}")
 
 
@@ -144,6 +146,11 @@ def reproduce(profile: str = ProfileOpt, tasks: str = TasksOpt, models: str = Mo
         console.print(f"  [bold yellow]{len(out['missing'])} runs not finished (missing from the tables):[/bold yellow]")
         for r in out["missing"]:
             console.print(f"    {r.run_id}  {r.model} {r.task} levels {', '.join(f'{v:g}' for v in r.levels)}", markup=False)
+    if out["unevaluated"]:
+        console.print(f"  [bold yellow]{len(out['unevaluated'])} entries not evaluated yet (missing from the tables; "
+                      "`hyperbench grid status` shows their jobs):[/bold yellow]")
+        for e in out["unevaluated"]:
+            console.print(f"    {e.model} {e.task}" + (f" seed {e.seed}" if e.seed else ""), markup=False)
     console.print(f"  results: {out['results']}")
     for path in out["tables"]:
         if path.suffix in (".md", ".png"):
@@ -181,8 +188,9 @@ def _print_plan(prof, tasks, models, runs_dir, tflops) -> None:
 
 @app.command()
 def tables(profile: str = ProfileOpt, tasks: str = TasksOpt, models: str = ModelsOpt,
-           runs_dir: Path = RunsOpt, results_dir: Path = ResultsOpt, tables_dir: Path = TablesOpt, weights_dir: Path = WeightsOpt):
-    """Rewrite the tables and figures from stored results."""
+           runs_dir: Path = RunsOpt, results_dir: Path = ResultsOpt, tables_dir: Path = TablesOpt, weights_dir: Path = WeightsOpt,
+           data_root: str = DataRootOpt):
+    """Rewrite the tables and figures from stored results (the visual comparisons need the runs and the evaluation images)."""
     from bench.reports.claims import write_claims
     from bench.reports.tables import write_reports
     from bench.training.profiles import load_profile
@@ -191,7 +199,7 @@ def tables(profile: str = ProfileOpt, tasks: str = TasksOpt, models: str = Model
     prof = load_profile(profile)
     paths = _paths(runs_dir, results_dir, tables_dir, weights_dir)
     entries, absent = profile_entries(prof, paths, _split(tasks), _split(models), log)
-    for path in write_reports(prof, paths, entries, absent) + [write_claims(prof, paths, entries)[0]]:
+    for path in write_reports(prof, paths, entries, absent, data_root) + [write_claims(prof, paths, entries)[0]]:
         console.print(f"  {path}")
 
 
@@ -350,27 +358,6 @@ def estimate_noise(images: list[Path] = typer.Argument(..., help="image files (R
         with torch.no_grad():
             sigma = float(model.estimate(to_tensor(np.ascontiguousarray(pixels))))
         console.print(f"{path}: sigma {sigma:.2f}")
-
-
-@app.command()
-def perf(device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N"),
-         threads: int = typer.Option(None, "--threads", help="torch CPU threads (default: torch's choice)"),
-         repeats: int = typer.Option(5, "--repeats", help="timed repeats per variant (median and min are printed)"),
-         levels: int = typer.Option(4, "--levels", help="joint step: levels K"),
-         blocks: int = typer.Option(16, "--blocks", help="HyperRes meta blocks"),
-         width: int = typer.Option(64, "--width", help="HyperRes width"),
-         batch: int = typer.Option(4, "--batch", help="joint step: crops per level"),
-         crop: int = typer.Option(64, "--crop", help="joint step: crop size"),
-         sweep_levels: int = typer.Option(21, "--sweep-levels", help="level sweep: number of levels"),
-         sweep_size: int = typer.Option(256, "--sweep-size", help="level sweep and forward throughput: image size"),
-         workers: int = typer.Option(2, "--workers", help="data path: loader worker processes to compare with none"),
-         data: bool = typer.Option(True, "--data/--no-data", help="also measure the training data path (loader crops/s, step with the loader)"),
-         runs_dir: Path = RunsOpt, data_root: str = DataRootOpt):
-    """Time the joint training step (per-level loop vs batched), the level sweep, the forward throughput and the training data path on this machine."""
-    from bench.apps.perf import run_perf
-
-    run_perf(device, threads, repeats, levels, blocks, width, batch, crop, sweep_levels, sweep_size, checked_workers(workers), data, runs_dir,
-             data_root=data_root, log=log)
 
 
 def main():

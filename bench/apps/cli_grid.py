@@ -28,6 +28,6 @@ def grid_status(profile: str = typer.Option(None, "--profile", "-p", help="only 
     table = [[r["job"], r["entry"], r["state"], "" if r["elapsed_s"] is None else f"{r['elapsed_s']:.0f} s", r["requeues"], r["last line"]] for r in rows]
     console.print(tabulate(table, ["job", "run", "state", "elapsed", "requeues", "last log line"], tablefmt="simple"), markup=False)
     for r in rows:
-        if r["why"] or r["state"] == "ended, run unfinished":
-            console.print(f"job {r['job']} ({r['entry']}) ended without finishing its run: {r['why'] or 'no stderr'}; log {r['log']}", markup=False)
+        if r["state"].startswith("ended"):
+            console.print(f"job {r['job']} ({r['entry']}) {r['state']}: {r['why'] or 'no stderr'}; log {r['log']}", markup=False)
     console.print(f"logs: {paths.grid_dir() / 'logs'}/<job id>/", markup=False)

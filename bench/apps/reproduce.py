@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import io
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-import torch
 
-from bench.common.atomic import atomic_write_text
+from bench.apps.evaluate_entries import deterministic, evaluate_task, evaluation_environments  # noqa: F401 (imported from here too)
 from bench.common.errors import HyperbenchError
 from bench.data.input_cache import set_sha256
-from bench.data.loading import SKIMAGE_EVAL, SKIMAGE_TRAIN, Image, load_dataset, resolve_data_root
+from bench.data.loading import SKIMAGE_EVAL, SKIMAGE_TRAIN, resolve_data_root
 from bench.evaluation import evaluate as ev
-from bench.evaluation.results import environment, per_image_file, write_rows
+from bench.evaluation.results import environment, write_rows
 from bench.metrics.iqa import check_profile_metrics, profile_specs, pyiqa_version
-from bench.tasks.task import Task, get_task
-from bench.training import distributed
+from bench.tasks.task import get_task
 from bench.training.loop import check_train_settings
 from bench.training.profiles import Entry, Profile
 from bench.training.runs import RunDir
@@ -53,39 +50,12 @@ class Paths:
         return self.eval_dir() / "inputs"
 
 
-def deterministic() -> None:
-    """Same config and seed on CPU -> identical numbers (thread count is recorded with results)."""
-    torch.use_deterministic_algorithms(True, warn_only=True)
-
-
 def data_source(dataset: str) -> str:
     if dataset == "skimage-eval":
         return "scikit-image sample images (" + ", ".join(SKIMAGE_EVAL) + "), not the paper's test set"
     if dataset == "skimage-train":
         return "scikit-image sample images (" + ", ".join(SKIMAGE_TRAIN) + "), not the paper's training set"
     return f"{dataset} (sha256-verified)"
-
-
-def check_eval_images(task: Task, images: list[Image], dataset: str) -> None:
-    """Images the networks or metrics cannot take fail here with their name, before torch sees them."""
-    spec = task.metric
-    smallest = max(4, spec.ssim_window + 2 * spec.crop_border)  # stride-2 head; SSIM needs one full window
-    for image in images:
-        shape = image.pixels.shape
-        want_rgb = task.channels == "rgb"
-        if (len(shape) == 3 and shape[2] == 3) != want_rgb or len(shape) not in (2, 3):
-            raise HyperbenchError(
-                f"image {image.name} of {dataset} has shape {shape}, but {task.name} networks take "
-                + ("RGB (H x W x 3)" if want_rgb else "single-channel luma (H x W)") + " images",
-                "load the dataset with bench.data.load_dataset(name, colour=task.channels), which converts gray <-> RGB",
-            )
-        h, w = shape[0] - shape[0] % 2, shape[1] - shape[1] % 2  # evaluation modcrops to 2
-        if min(h, w) < smallest:
-            raise HyperbenchError(
-                f"image {image.name} of {dataset} is {shape[0]}x{shape[1]}; evaluating {task.name} needs at least "
-                f"{smallest}x{smallest} pixels (SSIM window {spec.ssim_window}, crop border {spec.crop_border})",
-                f"remove the image from {dataset} or evaluate on another dataset",
-            )
 
 
 def train_all(entries: list[Entry], paths: Paths, data_root=None, log=print, grid=None) -> list:
@@ -105,7 +75,7 @@ def train_all(entries: list[Entry], paths: Paths, data_root=None, log=print, gri
         get_task(run.task).check_options(run.config["options"], run.levels[0])
     todo = [run for run in runs if not RunDir(paths.runs, run).is_done]
     log(f"{len(runs)} runs, {len(runs) - len(todo)} already finished, {len(todo)} to train")
-    if grid is not None and grid.executor != "none":
+    if on_grid(grid):
         from bench.training.grid import train_on_grid
 
         resources = {run.run_id: e.grid for e in entries for run in e.runs if e.grid}  # an entry's own (models.X.grid)
@@ -119,71 +89,10 @@ def train_all(entries: list[Entry], paths: Paths, data_root=None, log=print, gri
     return []
 
 
-def evaluate_task(profile: Profile, task_name: str, entries: list[Entry], paths: Paths, data_root=None, log=print) -> pd.DataFrame:
-    """Per-image metrics of all entries of one task (a `seed` column tells the training seeds of one entry apart); each
-    entry's rows are cached on their own, PSNR/SSIM in one file and each pyiqa metric of the profile in its own, so only
-    what is not stored yet is computed (the forward passes are redone for an entry that lacks a metric)."""
-    task, tcfg = get_task(task_name), profile.task_cfg(task_name)
-    extra = profile_specs(profile, task)
-    keys = [e.key for e in entries] + [(ev.INPUT, profile.seed)]
-    by_key = {e.key: e for e in entries}
-    files = {(key, m): per_image_file(paths.eval_dir(), profile, task_name, by_key.get(key), m) for key in keys for m in [None, *extra]}
-    lacking = {key: [m for m in [None, *extra] if not files[(key, m)].exists()] for key in keys}
-    todo = [e for e in entries if lacking[e.key]]
-    if not any(lacking.values()):
-        log(f"evaluation of {task_name} already done ({len(entries)} entries, {paths.eval_dir()})")
-        return _stored(files, keys, extra)
-    if not tcfg["eval_levels"]:
-        raise HyperbenchError(f"task {task_name} of profile {profile.name} has no eval_levels", "list eval_levels under the task in the profile")
-    task.check_options(tcfg["options"], tcfg["eval_levels"][0])
-    images = load_dataset(tcfg["eval_dataset"], data_root, colour=task.channels)
-    check_eval_images(task, images, tcfg["eval_dataset"])
-    labels = {_label(e.key): e.key for e in todo}
-    labels[ev.INPUT] = (ev.INPUT, profile.seed)
-    models = {_label(e.key): ev.assemble(e, paths.runs) for e in todo}
-    scored = [m for m in extra if any(m in lacking[key] for key in keys)]
-    t0 = time.time()
-    rows = ev.evaluate(task, models, images, tcfg["eval_levels"], profile.seed, tcfg["options"], label=tcfg["eval_dataset"],
-                       input_cache=paths.inputs_dir(), dataset=tcfg["eval_dataset"], device=distributed.device(), extra=scored)
-    for label, group in pd.DataFrame(rows).groupby("model", sort=False):
-        model, seed = labels[label]
-        group = group.assign(model=model, seed=seed)
-        for metric in lacking[(model, seed)]:  # what is stored already stays as it is
-            columns = [c for c in group.columns if c not in [m.name for m in extra]] if metric is None else \
-                ["model", "image", "level", "input_level", metric.name, "input_sha256", "seed"]
-            buf = io.StringIO()
-            group[columns].to_csv(buf, index=False)  # full precision: cached rows must equal fresh ones
-            atomic_write_text(files[((model, seed), metric)], buf.getvalue())
-    log(f"evaluated {task_name}: {len(todo)} of {len(entries)} entries on {len(images)} images x {len(tcfg['eval_levels'])} levels"
-        + (f" ({', '.join(m.name for m in scored)} too)" if scored else "") + f" in {time.time() - t0:.0f} s")
-    return _stored(files, keys, extra)
-
-
-def _stored(files: dict, keys: list, extra: list) -> pd.DataFrame:
-    """The stored per-image rows of every key, each pyiqa metric a column beside PSNR/SSIM."""
-    frames = []
-    for key in keys:
-        frame = _with_seed(pd.read_csv(files[(key, None)], dtype={"image": str}), key[1])  # "01" stays a string
-        for metric in extra:
-            scores = pd.read_csv(files[(key, metric)], dtype={"image": str})[["image", "level", metric.name]]
-            frame = frame.merge(scores, on=["image", "level"], how="left", validate="one_to_one")
-        frames.append(frame)
-    return pd.concat(frames, ignore_index=True)
-
-
-def _label(key: tuple[str, int]) -> str:
-    """A model's name inside one evaluation call, unique across the training seeds of an entry."""
-    return f"{key[0]}#seed{key[1]}" if key[0] != ev.INPUT else ev.INPUT
-
-
-def _with_seed(frame: pd.DataFrame, seed: int) -> pd.DataFrame:
-    """Per-image rows stored before seeds were recorded in them carry their entry's seed."""
-    return frame if "seed" in frame.columns else frame.assign(seed=seed)
-
-
-def tidy_rows(profile: Profile, task_name: str, entries: list[Entry], per_image: pd.DataFrame, runs_dir=None) -> list[dict]:
+def tidy_rows(profile: Profile, task_name: str, entries: list[Entry], per_image: pd.DataFrame, runs_dir=None, envs=None) -> list[dict]:
     """One row per entry, training seed, level and metric (the degraded input's seed is the evaluation seed); with
-    `runs_dir`, each row records its runs' training threads (a grid job's differ from the evaluating process's)."""
+    `runs_dir`, each row records its runs' training threads (a grid job's differ from the evaluating process's);
+    `envs` ((model, seed) -> environment): where its rows were evaluated, when not in this process."""
     task, tcfg = get_task(task_name), profile.task_cfg(task_name)
     run_ids = {e.key: "+".join(r.run_id for r in e.runs) for e in entries}
     trained = {e.key: _train_threads(e, runs_dir) for e in entries} if runs_dir is not None else {}
@@ -200,16 +109,18 @@ def tidy_rows(profile: Profile, task_name: str, entries: list[Entry], per_image:
     extra = [m for m in profile_specs(profile, task) if m.name in per_image]
     specs |= {m.name: m.key() for m in extra}
     # pyiqa's version goes with its rows' versions, never into the spec key (a pyiqa upgrade must not unmatch every row)
-    versions = {m.name: f"{env['versions']}; pyiqa {pyiqa_version()}" for m in extra}
+    pyiqa = f"; pyiqa {pyiqa_version()}" if extra else ""
     grouped = per_image.groupby(["model", "seed", "level"], sort=True)
     for (model, seed, level), group in grouped:
+        where = {**env, **(envs or {}).get((model, seed), {})}
+        versions = {m.name: where["versions"] + pyiqa for m in extra}
         for metric, spec in specs.items():
             rows.append({
                 "run_id": run_ids.get((model, seed), ""), "profile": profile.name, "model": model, "task": task_name,
                 "dataset": tcfg["eval_dataset"], "level": level, "input_level": group["input_level"].iloc[0],
                 "metric": metric, "value": group[metric].mean(), "metric_spec": spec,
                 "seed": int(seed), "n_images": len(group), "data_source": data_source(tcfg["eval_dataset"]),
-                **env, "versions": versions.get(metric, env["versions"]), "inputs_sha256": inputs.get(level, ""),
+                **where, "versions": versions.get(metric, where["versions"]), "inputs_sha256": inputs.get(level, ""),
                 "train_threads": trained.get((model, seed), ""),
             })
     return rows
@@ -221,11 +132,16 @@ def _train_threads(entry: Entry, runs_dir) -> str:
     return "/".join(dict.fromkeys(str(t) for t in found if t is not None))
 
 
+def on_grid(grid) -> bool:
+    """Are runs and evaluations executed as grid jobs (`grid`: GridOptions, None: here)?"""
+    return grid is not None and grid.executor != "none"
+
+
 def stages(profile: Profile, entries: list[Entry], grid=None) -> list[list[Entry]]:
     """The entries in the order reproduce finishes them: the profile's `first:` entries, whose tables are written
     as soon as they are done, then all. Grid jobs are submitted in one go (a cluster runs them side by side)."""
     first = [e for e in entries if e.model in profile.first]
-    if not first or len(first) == len(entries) or (grid is not None and grid.executor != "none"):
+    if not first or len(first) == len(entries) or on_grid(grid):
         return [entries]
     return [first, entries]
 
@@ -244,6 +160,7 @@ def reproduce(profile: Profile, paths: Paths, tasks=None, models=None, data_root
     check_profile_metrics(profile)  # pyiqa metrics: installed, known, weight files present, before any training
     entries, absent = profile_entries(profile, paths, tasks, models, log)  # official weights imported, absent ones listed
     steps = stages(profile, entries, grid)
+    unevaluated: list[Entry] = []  # grid evaluation jobs not done yet
     for n, stage in enumerate(steps, 1):
         names = ", ".join(dict.fromkeys(e.model for e in stage))  # an entry's seeds once
         if len(steps) > 1:
@@ -254,20 +171,32 @@ def reproduce(profile: Profile, paths: Paths, tasks=None, models=None, data_root
         if pending:
             log(f"{len(pending)} runs not finished: {len(stage) - len(finished)} entries reported as missing; "
                 "run the same command again to gather them once their jobs are done")
+        if on_grid(grid):  # each entry's evaluation a job of its own, on the training device; gathered here
+            from bench.apps.grid_eval import evaluate_on_grid
+
+            stored = evaluate_on_grid(profile, stage, paths, grid, data_root, log)
+            unevaluated += [e for e in finished if e not in stored]
+            if len(stored) < len(finished):
+                log(f"{len(finished) - len(stored)} entries not evaluated yet: reported as missing; run the same command again to gather them")
+            finished = [e for e in finished if e in stored]
         for task_name in dict.fromkeys(e.task for e in finished):
             task_entries = [e for e in finished if e.task == task_name]
             per_image = evaluate_task(profile, task_name, task_entries, paths, data_root, log)
-            write_rows(paths.results_file(profile.name), tidy_rows(profile, task_name, task_entries, per_image, paths.runs))
-        written = write_reports(profile, paths, stage, absent)
+            write_rows(paths.results_file(profile.name), tidy_rows(profile, task_name, task_entries, per_image, paths.runs,
+                                                                   evaluation_environments(profile, task_name, task_entries, paths)))
+        written = write_reports(profile, paths, stage, absent, data_root)
         if n < len(steps):
             log(f"tables of {names} written after {time.time() - t0:.0f} s: {paths.tables_dir(profile.name)}")
-    if profile.budget and not pending:  # the gap against training budget (snapshots along training)
+    done = [e for e in entries if not any(r.run_id in pending for r in e.runs) and e not in unevaluated]
+    waiting = bool(pending or unevaluated)  # grid jobs still to finish: what needs every entry waits for the next call
+    if profile.budget and not waiting:  # the gap against training budget (snapshots along training)
         written += write_budget_reports(profile, paths, [e for e in entries if e.primary], data_root, log)
-    if tuning is not None and pending:
-        log("input-level tuning waits until every run is finished")
+    if tuning is not None and waiting:
+        log("input-level tuning waits until every run is trained and evaluated")
     elif tuning is not None:  # optimal input level (Fig 5), blind denoising, noise estimator accuracy
         written += tune_profile(profile, paths, tasks, models, data_root, log, tuning)
-    claims_file, summary = write_claims(profile, paths, [e for e in entries if not any(r.run_id in pending for r in e.runs)])
+    claims_file, summary = write_claims(profile, paths, done)
     written.append(claims_file)
     log(summary)
-    return {"results": paths.results_file(profile.name), "tables": written, "wall_s": time.time() - t0, "missing": unfinished}
+    return {"results": paths.results_file(profile.name), "tables": written, "wall_s": time.time() - t0, "missing": unfinished,
+            "unevaluated": unevaluated}

@@ -16,16 +16,18 @@ from bench.evaluation.results import read_results
 from bench.metrics.iqa import BUILTIN, IqaSpec, direction_of
 from bench.models.catalog import list_models, model_cfg, param_count
 from bench.reports.adaptive import write_adaptive_reports
+from bench.reports.efficiency import write_efficiency_tables
 from bench.reports.figures import ENTRY_COLOURS, SPARE_COLOURS, pyplot, save_figure
 from bench.reports.markdown import markdown_table
+from bench.reports.names import PRETTY, level_label
 from bench.reports.published import applicable, published, published_value
 from bench.reports.seeds import over_seeds, seed_note, several_seeds, write_spread_figure
+from bench.reports.visual import write_visual_report
 from bench.tasks.task import get_task
 from bench.training.profiles import Entry, Profile, model_arch, model_kwargs
 from bench.training.recipes import departures_text
 from bench.training.runs import RunDir
 
-PRETTY = {"perlevel": "Per-level networks (paper: Baseline)", "hyperres": "HyperRes", INPUT: "Degraded input"}
 TABLE_FILES = {"dejpeg": "table1_dejpeg", "denoise": "table2_denoise", "sr": "table3_sr"}
 
 
@@ -37,12 +39,6 @@ def _fmt(v, metric, signed=False, digits=None):
         digits = 2 if metric == "psnr" else 4
     digits = int(digits)
     return f"{v:+.{digits}f}" if signed else f"{v:.{digits}f}"
-
-
-def level_label(task: str, level) -> str:
-    if level == "mean":
-        return "mean"
-    return {"denoise": "σ={:g}", "dejpeg": "q={:g}", "sr": "x{:g}"}[task].format(float(level))
 
 
 def task_table(profile: Profile, task_name: str, results: pd.DataFrame, entries: list[Entry], per_seed_results: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -322,7 +318,7 @@ def official_notes(entries: list[Entry], absent: list[Entry]) -> list[str]:
     return lines
 
 
-def write_reports(profile: Profile, paths, entries: list[Entry], absent: list[Entry] = ()) -> list[Path]:
+def write_reports(profile: Profile, paths, entries: list[Entry], absent: list[Entry] = (), data_root=None) -> list[Path]:
     out = paths.tables_dir(profile.name)
     out.mkdir(parents=True, exist_ok=True)
     per_seed = read_results(paths.results_file(profile.name))  # one row per training seed
@@ -365,6 +361,8 @@ def write_reports(profile: Profile, paths, entries: list[Entry], absent: list[En
         spread = write_spread_figure(profile, task_name, per_seed, out)
         written += spread
         index += [f"![seed-to-seed spread]({spread[0].name})", ""] if spread else []
+        visual_files, visual_md = write_visual_report(profile, paths, task_entries, data_root=data_root)  # trained runs only; else it says why
+        written, index = written + visual_files, index + visual_md
     unshown = [e for e in absent if e.task not in {t.task for t in entries}]
     if unshown:  # a task whose every entry is absent has no table
         index += ["## Absent official weights", ""] + [f"- {n}" for n in official_notes([], unshown)] + [""]
@@ -380,6 +378,8 @@ def write_reports(profile: Profile, paths, entries: list[Entry], absent: list[En
     atomic_write_text(out / "params.csv", buf.getvalue())
     written += [out / "params.md", out / "params.tex", out / "params.csv"]
     index += ["## Parameter counts", "", tabulate(pbody, list(params.columns), tablefmt="github"), ""]
+    efficiency_files, efficiency_md = write_efficiency_tables(profile.name, paths.results, out)  # stored `perf --efficiency` figures; none: nothing
+    written, index = written + efficiency_files, index + efficiency_md
     atomic_write_text(out / "README.md", "\n".join(index))
     written.append(out / "README.md")
     return written

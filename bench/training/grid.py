@@ -106,15 +106,16 @@ def make_executor(options: GridOptions, folder: Path):
     return executor
 
 
-def _threads_per_job(options: GridOptions, jobs: int) -> int | None:
+def threads_per_job(options: GridOptions, jobs: int) -> int | None:
     """The local executor runs all jobs at once: share this machine's cores instead of oversubscribing them."""
     if options.executor == "local":
         return max(1, (os.cpu_count() or 1) // jobs)
     return options.cpus_per_job if options.executor == "slurm" else None
 
 
-def _record_path(folder: Path, run: Run) -> Path:
-    return folder / "jobs" / f"{run.run_id}.json"
+def record_path(folder: Path, name: str) -> Path:
+    """Where the job of a run (its run id) or of an evaluation (eval-...) is recorded."""
+    return folder / "jobs" / f"{name}.json"
 
 
 def _job_alive(record: dict) -> bool:
@@ -159,8 +160,7 @@ def submit_runs(runs: list[Run], runs_dir: Path, folder: Path, options: GridOpti
     for run in {run.run_id: run for run in runs}.values():  # a run shared by two entries is trained once
         if RunDir(runs_dir, run).is_done:
             continue
-        record_file = _record_path(folder, run)
-        if record_file.exists() and _job_alive(json.loads(record_file.read_text())):
+        if live_job(folder, run.run_id):
             skipped += 1
             continue
         todo.append(run)
@@ -180,40 +180,64 @@ def submit_runs(runs: list[Run], runs_dir: Path, folder: Path, options: GridOpti
 
 
 def _submit_array(todo: list[Run], runs_dir: Path, folder: Path, options: GridOptions, data_root, log) -> list[tuple[Run, object]]:
-    """One job array; a refused submission is a clear error that names the options, and leaves no files behind."""
+    """One job array of training runs."""
     processes = max(1, options.gpus()[0]) if options.executor == "slurm" else 1
-    if options.executor == "slurm":
-        gpus, why = options.gpus()
-        log(f"Slurm: {gpus} GPU(s) per job ({why})")
     for run in todo:  # data-parallel jobs split every step's crops evenly over their processes
         if run.config["protocol"] == "joint" and run.config["train"]["batch"] % processes:
             raise HyperbenchError(f"train.batch = {run.config['train']['batch']} crops cannot be split over {processes} GPUs per job",
                                   f"use --gpus-per-job with a divisor of {run.config['train']['batch']}")
+    threads = threads_per_job(options, len(todo))
+    jobs = [(run.run_id, TrainJob(runs_dir, run.config, data_root, threads),
+             {"run_id": run.run_id, "model": run.model, "task": run.task, "levels": run.levels}) for run in todo]
+    submitted = submit_batch(jobs, folder, options, log)
+    for run, job in zip(todo, submitted):
+        log(f"  job {job.job_id}: {run.model} {run.task} levels {run.levels} -> {Path(runs_dir) / run.run_id}")
+    return list(zip(todo, submitted))
+
+
+def submit_batch(jobs: list[tuple[str, object, dict]], folder: Path, options: GridOptions, log, after: list[str] = ()) -> list:
+    """Submit (name, callable, record) jobs as one array and record each under <folder>/jobs/<name>.json; `after`: Slurm
+    job ids they wait for (afterany: they start when those ended, however). A refused submission is a clear error
+    that names the options, and leaves no files behind. Returns submitit's jobs."""
+    if options.executor == "slurm":
+        gpus, why = options.gpus()
+        log(f"Slurm: {gpus} GPU(s) per job ({why})")
     executor = make_executor(options, folder)
-    threads = _threads_per_job(options, len(todo))
+    if after and options.executor == "slurm":
+        executor.update_parameters(slurm_additional_parameters={"dependency": "afterany:" + ":".join(after)})
     before = {p for p in folder.rglob("*")} if folder.exists() else set()
     try:
         with executor.batch():  # one Slurm array
-            jobs = [executor.submit(TrainJob(runs_dir, run.config, data_root, threads)) for run in todo]
+            submitted = [executor.submit(fn) for _, fn, _ in jobs]
     except Exception as exc:  # sbatch's refusal (submitit raises it with sbatch's stderr)
         for path in sorted(set(folder.rglob("*")) - before, key=lambda p: len(p.parts), reverse=True):  # the job pickles it wrote
             path.unlink() if path.is_file() else shutil.rmtree(path, ignore_errors=True)
         said = [line.strip() for line in str(exc).splitlines() if "error" in line.lower()] or [str(exc).strip().splitlines()[-1]]
         gpus, _ = options.gpus()
         raise HyperbenchError(
-            f"{options.executor} refused the {len(todo)} jobs: {said[0][:300]}",
+            f"{options.executor} refused the {len(jobs)} jobs: {said[0][:300]}",
             f"check --partition ({options.partition or 'the default'}: `sinfo` lists them), --gpus-per-job ({gpus}; 0 on a partition "
             f"without GPUs), --cpus-per-job, --mem-gb and --time-min against the partition's limits; nothing was submitted") from None
-    for run, job in zip(todo, jobs):
-        record = {"run_id": run.run_id, "job_id": str(job.job_id), "executor": options.executor, "folder": str(folder / "logs" / "%j"),
-                  "model": run.model, "task": run.task, "levels": run.levels, "submitted": time.strftime("%Y-%m-%d %H:%M:%S")}
-        atomic_write_text(_record_path(folder, run), json.dumps(record, indent=2))
-        log(f"  job {job.job_id}: {run.model} {run.task} levels {run.levels} -> {Path(runs_dir) / run.run_id}")
-    return list(zip(todo, jobs))
+    for (name, _, record), job in zip(jobs, submitted):
+        record = {**record, "job_id": str(job.job_id), "executor": options.executor, "folder": str(folder / "logs" / "%j"),
+                  "submitted": time.strftime("%Y-%m-%d %H:%M:%S")}
+        atomic_write_text(record_path(folder, name), json.dumps(record, indent=2))
+    return submitted
 
 
-def wait_for(submitted: list[tuple[Run, object]], log=print) -> list[Run]:
-    """Wait for the jobs; a failed job is logged (with the end of its stderr) and its run left unfinished. Returns the failed runs."""
+def live_job(folder: Path, name: str) -> str | None:
+    """The id of the job recorded under `name` while it is queued or running, else None."""
+    record_file = record_path(folder, name)
+    if not record_file.exists():
+        return None
+    record = json.loads(record_file.read_text())
+    return record["job_id"] if _job_alive(record) else None
+
+
+def wait_for(submitted: list[tuple[object, object]], log=print, describe=None) -> list:
+    """Wait for (thing, job) pairs; a failed job is logged (with the end of its stderr) and its thing (a run, an
+    evaluation) left unfinished. Returns the things whose jobs failed."""
+    describe = describe or (lambda run: f"{run.model} {run.task} levels {run.levels}")
     failed = []
     for run, job in submitted:
         try:
@@ -222,7 +246,7 @@ def wait_for(submitted: list[tuple[Run, object]], log=print) -> list[Run]:
         except Exception as exc:  # a job's failure must not stop the others from being gathered
             failed.append(run)
             first = str(exc).strip().splitlines()
-            log(f"  job {job.job_id} ({run.model} {run.task} levels {run.levels}) failed: {first[-1] if first else type(exc).__name__}")
+            log(f"  job {job.job_id} ({describe(run)}) failed: {first[-1] if first else type(exc).__name__}")
     return failed
 
 

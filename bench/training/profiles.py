@@ -14,6 +14,7 @@ import yaml
 from bench.common.errors import HyperbenchError, did_you_mean
 from bench.metrics.iqa import parse_metrics
 from bench.models.catalog import model_cfg
+from bench.reports.visual_rule import visual_settings
 from bench.tasks.task import TASKS, get_task
 from bench.training.crops import DATA_PROTOCOLS
 from bench.training.distributed import check_gpu_flags
@@ -27,7 +28,7 @@ TRAIN_KEYS = {"steps", "batch", "crop", "lr", "lr_milestones", "lr_gamma", "chec
 ALTERNATIVES = {"steps": "tflop", "tflop": "steps", "lr_milestones": "lr_milestone_fractions", "lr_milestone_fractions": "lr_milestones"}
 TASK_KEYS = {"train_dataset", "eval_dataset", "valid_dataset", "train_levels", "bank_levels", "eval_levels", "options", "below_input"}
 TOP_KEYS = ("name", "description", "seed", "seeds", "conventions", "train", "models", "tasks", "first", "tune", "gpu", "grid", "budget", "extends",
-            "metrics")
+            "metrics", "visual")
 SELECT = ("last", "best_validation")  # which weights a run keeps: its last, or its best on the validation set
 ENTRY_GRID_KEYS = ("gpus_per_job", "cpus_per_job", "mem_gb", "time_min")  # resources one entry's jobs may ask for
 MERGED_SECTIONS = ("train", "models", "tune", "gpu", "grid", "budget")  # `extends:`: the child's keys override the base's, key by key
@@ -74,6 +75,7 @@ class Profile:
     budget: dict = field(default_factory=dict)  # optional `budget: {images: N}`: fig_budget_<task> on the first N evaluation images
     seeds: list[int] = field(default_factory=list)  # optional `seeds:` training seeds of every entry (default: [seed])
     metrics: list[dict] = field(default_factory=list)  # optional `metrics:` beyond PSNR/SSIM, {"name": ..., "options": {...}} (bench.metrics.catalog)
+    visual: dict = field(default_factory=dict)  # optional `visual:` images, levels and crop of fig_visual_<task>, per task (bench.reports.visual_rule)
 
     def task_cfg(self, task: str) -> dict:
         return self.tasks[task]
@@ -148,6 +150,7 @@ def load_profile(name_or_path: str) -> Profile:
         conventions=list(raw.get("conventions", [])), source=path, tune=dict(raw.get("tune") or {}),
         gpu=check_gpu_flags(raw.get("gpu") or {}, f"profile {path}"), grid=grid_settings(raw.get("grid") or {}, f"profile {path}"),
         first=first, budget=_budget(raw.get("budget"), path), seeds=seeds, metrics=parse_metrics(raw.get("metrics"), f"profile {path}"),
+        visual=visual_settings(raw.get("visual"), f"profile {path}", {t: c["eval_levels"] for t, c in raw["tasks"].items()}),
     )
 
 
