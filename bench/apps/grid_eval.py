@@ -13,7 +13,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from bench.training.grid import live_job, record_path, slurm_cpus, submit_batch, threads_per_job, wait_for
+from bench.training.grid import absolute_data_root, live_job, record_path, submit_batch, threads_per_job, use_job_threads, wait_for
 from bench.training.grid_options import GridOptions
 from bench.training.profiles import Entry, Profile
 from bench.training.runs import RunDir
@@ -28,14 +28,10 @@ class EvalJob:
     def __call__(self) -> dict:
         import json
 
-        import torch
-
         from bench.apps.evaluate_entries import deterministic, evaluate_task
         from bench.common.atomic import atomic_write_text
 
-        threads = self.threads or slurm_cpus()
-        if threads:  # as many threads as the job was given CPUs (and as a local evaluation with that many threads)
-            torch.set_num_threads(threads)
+        use_job_threads(self.threads)  # the job's CPUs, as a local evaluation with that many threads
         deterministic()
         unfinished = [run.run_id for run in self.entry.runs if not RunDir(self.paths.runs, run).is_done]
         if unfinished:  # its training job failed or was cancelled: the next reproduce call submits both again
@@ -81,10 +77,7 @@ def evaluate_on_grid(profile: Profile, entries: list[Entry], paths, options: Gri
     """Submit the evaluation of every entry not evaluated yet (one job per entry and task), wait when the executor
     does; returns the entries whose evaluation is stored. On Slurm an entry still training is submitted too, to start
     after its training jobs; elsewhere it waits for a later call."""
-    from bench.data.loading import resolve_data_root
-
-    root = resolve_data_root(data_root)
-    data_root = str(root.resolve()) if root else None
+    data_root = absolute_data_root(data_root)
     paths = replace(paths, runs=Path(paths.runs).resolve(), results=Path(paths.results).resolve())  # jobs may start elsewhere
     folder = paths.grid_dir()
     todo, queued, after = [], 0, set()
@@ -109,9 +102,10 @@ def evaluate_on_grid(profile: Profile, entries: list[Entry], paths, options: Gri
         group_options = replace(options, **dict(own))
         group_options = replace(group_options, gpus_per_job=min(1, group_options.gpus()[0]))  # evaluation is not data-parallel
         threads = threads_per_job(group_options, len(group))
-        jobs = [(job_name(profile, e, paths), EvalJob(profile, e, paths, data_root, threads, str(record_path(folder, job_name(profile, e, paths)))),
-                 {"kind": "eval", "run_id": job_name(profile, e, paths), "model": e.model, "task": e.task, "seed": e.seed,
-                  "runs": [run.run_id for run in e.runs], "outputs": [str(f) for f in outputs(profile, e, paths)]}) for e in group]
+        jobs = [(name, EvalJob(profile, e, paths, data_root, threads, str(record_path(folder, name))),
+                 {"kind": "eval", "run_id": name, "model": e.model, "task": e.task, "seed": e.seed,
+                  "runs": [run.run_id for run in e.runs], "outputs": [str(f) for f in outputs(profile, e, paths)]})
+                for e, name in ((e, job_name(profile, e, paths)) for e in group)]
         jobs_out = submit_batch(jobs, folder, group_options, log, after=sorted(after))
         for entry, job in zip(group, jobs_out):
             log(f"  job {job.job_id}: evaluate {entry.model} {entry.task}" + (f" after jobs {', '.join(sorted(after))}" if after else ""))

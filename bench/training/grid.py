@@ -40,7 +40,6 @@ class TrainJob:
 
     def __call__(self) -> dict:
         import submitit
-        import torch
 
         from bench.training.loop import Stopped, stop_on
         from bench.training.trainer import train_run
@@ -49,9 +48,7 @@ class TrainJob:
             tasks = submitit.JobEnvironment().num_tasks
         except RuntimeError:  # called outside a submitit job (by hand, or in a test)
             tasks = 1
-        threads = self.threads or slurm_cpus(tasks)
-        if threads:  # as many threads as the job was given CPUs: torch's default is one per core of the node
-            torch.set_num_threads(threads)
+        use_job_threads(self.threads, tasks)
         if tasks > 1:  # one task per GPU: the tasks of this job train the run data-parallel
             submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
         stop_on(signal.SIGTERM)  # Slurm's warning before a requeue or cancel kills the job (about 30 s): checkpoint now
@@ -68,6 +65,24 @@ class TrainJob:
 
     def __eq__(self, other):
         return isinstance(other, TrainJob) and vars(self) == vars(other)
+
+
+def use_job_threads(threads: int | None, tasks: int = 1) -> None:
+    """Inside a job: torch's threads as given, else as many as the CPUs Slurm gave each task (torch's default is one
+    per core of the node, which oversubscribes the CPUs a job was given)."""
+    import torch
+
+    threads = threads or slurm_cpus(tasks)
+    if threads:
+        torch.set_num_threads(threads)
+
+
+def absolute_data_root(data_root) -> str | None:
+    """The data root as an absolute path (a job may start in another folder); None: the dataset's default."""
+    from bench.data.loading import resolve_data_root
+
+    root = resolve_data_root(data_root)
+    return str(root.resolve()) if root else None
 
 
 def slurm_cpus(tasks: int = 1) -> int | None:
@@ -268,10 +283,7 @@ def _left_queue(job, poll_s: float = 5.0) -> None:
 def train_on_grid(runs: list[Run], runs_dir: Path, folder: Path, options: GridOptions, data_root=None, log=print,
                   resources: dict | None = None) -> list[Run]:
     """Submit the unfinished runs (absolute paths: jobs may start elsewhere), wait when the executor does; returns the runs still unfinished."""
-    from bench.data.loading import resolve_data_root
-
-    root = resolve_data_root(data_root)
-    submitted = submit_runs(runs, Path(runs_dir).resolve(), Path(folder).resolve(), options, str(root.resolve()) if root else None, log, resources)
+    submitted = submit_runs(runs, Path(runs_dir).resolve(), Path(folder).resolve(), options, absolute_data_root(data_root), log, resources)
     if options.waits:
         wait_for(submitted, log)
     elif submitted:
