@@ -112,6 +112,19 @@ def test_malformed_profile_yaml(tmp_path, capsys, monkeypatch):
     assert_nothing_half_written(tmp_path)
 
 
+@pytest.mark.parametrize("device,message", [("gpu", "unknown device 'gpu' (--device)"),
+                                            ("cuda:0", "device cuda:0 asked for (--device) but torch sees no CUDA device")])
+def test_unknown_or_missing_device(device, message, tmp_path, capsys, monkeypatch):
+    """One check of a named device for reproduce, train and eval (and perf, its own entry): before any work."""
+    if device.startswith("cuda") and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    monkeypatch.delenv("HYPERBENCH_DEVICE", raising=False)
+    code, text = run_cli(capsys, monkeypatch, tmp_path, "reproduce", "--profile", write_profile(tmp_path), "--device", device)
+    assert code == 2 and message in text and "fix:" in text and "Traceback" not in text, text
+    assert_nothing_half_written(tmp_path)
+    assert not (tmp_path / "runs").exists()
+
+
 def test_nan_loss_stops_training_and_leaves_the_run_unfinished(tmp_path, capsys, monkeypatch):
     profile = write_profile(tmp_path, lr="1.0e+9")
     code, text = run_cli(capsys, monkeypatch, tmp_path, "reproduce", "--profile", profile)

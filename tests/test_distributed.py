@@ -120,6 +120,30 @@ def test_gpu_flags_enter_run_configs_only_when_on(tmp_path):
             load_profile(str(path))
 
 
+AVX2_CPUINFO = "processor\t: 0\nvendor_id\t: AuthenticAMD\nflags\t\t: fpu sse2 avx avx2 fma\n"
+AMX_CPUINFO = "processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n"
+ARM_CPUINFO = "processor\t: 0\nFeatures\t: fp asimd sve bf16 i8mm\n"
+
+
+def test_bf16_autocast_on_a_cpu_without_bf16_instructions_is_named_before_training():
+    """Emulated bf16 (AVX2: about 7x slower than fp32 for long's 4 x 32 step, measured on the 2-core AVX2
+    machine) is said before the runs start; CPUs with bf16 instructions, GPUs and fp32 runs say nothing."""
+    assert distributed.cpu_has_native_bf16(AVX2_CPUINFO) is False
+    assert distributed.cpu_has_native_bf16(AMX_CPUINFO) is True
+    assert distributed.cpu_has_native_bf16(ARM_CPUINFO) is True
+    assert distributed.cpu_has_native_bf16("processor\t: 0\n") is None
+    long_runs = [run.config for e in expand(load_profile("long"), ["denoise"]) for run in e.runs]
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    warning = distributed.emulated_bf16_warning(long_runs, cpu, AVX2_CPUINFO)
+    flagged = sum(1 for c in long_runs if c.get("gpu", {}).get("bf16"))
+    assert flagged and warning.startswith(f"{flagged} runs train under bf16 autocast") and "hyperbench perf" in warning
+    assert distributed.emulated_bf16_warning(long_runs, cpu, AMX_CPUINFO) is None
+    assert distributed.emulated_bf16_warning(long_runs, cuda, AVX2_CPUINFO) is None
+    assert distributed.emulated_bf16_warning(long_runs, cpu, "") is None  # cannot tell: no claim
+    quick_runs = [run.config for e in expand(load_profile("quick"), ["denoise"]) for run in e.runs]
+    assert distributed.emulated_bf16_warning(quick_runs, cpu, AVX2_CPUINFO) is None
+
+
 def test_training_with_bf16_and_channels_last_flags(tmp_path, monkeypatch):
     """The flags change how a step runs (the convolutions compute in bf16 on NHWC tensors), not what is
     trained: the same loss scale; without them every convolution is float32 on NCHW tensors."""

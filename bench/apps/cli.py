@@ -160,10 +160,13 @@ def reproduce(profile: str = ProfileOpt, tasks: str = TasksOpt, models: str = Mo
 def _print_plan(prof, tasks, models, runs_dir, tflops) -> None:
     from tabulate import tabulate
 
+    from bench.training.distributed import device, emulated_bf16_warning
     from bench.training.plan import describe_levels, plan
     from bench.training.profiles import expand
+    from bench.training.runs import RunDir
 
-    planned = plan(expand(prof, tasks, models), runs_dir)
+    expanded = expand(prof, tasks, models)
+    planned = plan(expanded, runs_dir)
     rows = [[p.entry, p.task, describe_levels(p.task, p.levels), p.seed, f"{p.steps:,}", f"{p.batch} x {p.crop}²", p.crops_per_step,
              f"{p.train_flops / 1e12:.3g}", p.run_id, "done" if p.done else "to train"] for p in planned]
     headers = ["entry", "task", "levels", "seed", "steps", "batch x crop", "crops/step", "train TFLOP", "run", "state"]
@@ -180,6 +183,9 @@ def _print_plan(prof, tasks, models, runs_dir, tflops) -> None:
     todo = [p for p in planned if not p.done]
     total = sum(p.train_flops for p in todo)
     log(f"{len(todo)} of {len(planned)} runs to train: {total / 1e15:.3g} PFLOP (3 x forward FLOPs per step, counted on this machine)")
+    warning = emulated_bf16_warning([run.config for entry in expanded for run in entry.runs if not RunDir(runs_dir, run).is_done], device())
+    if warning:
+        log(f"warning: {warning}")
     if tflops:
         log(f"at {tflops:g} TFLOP/s sustained: about {total / (tflops * 1e12) / 3600:.2f} h of training (data loading and evaluation not counted)")
     else:

@@ -63,21 +63,14 @@ def use_device(device: str | None, workers: int | None) -> None:
     """--device and --workers, checked, for this process and the grid jobs it starts (environment variables)."""
     import os
 
-    from bench.common.errors import HyperbenchError
     from bench.training import distributed
     from bench.training.crops import WORKERS_ENV
 
     if workers is not None:
         os.environ[WORKERS_ENV] = str(checked_workers(workers))
     if device:
-        import torch
-
-        try:
-            torch.device(device)
-        except RuntimeError:
-            raise HyperbenchError(f"unknown device {device!r}", "use cpu, cuda or cuda:N") from None
+        distributed.named_device(device)  # an unknown name or a missing GPU: the clear error now, not after loading data
         os.environ["HYPERBENCH_DEVICE"] = device
-        distributed.device()  # a CUDA device on a machine without one: the clear error now, not after loading data
 
 
 MetricsOpt = typer.Option(None, "--metrics", help="comma-separated subset of the profile's metrics to score (psnr,ssim: the suite's own "

@@ -34,6 +34,7 @@ from bench.models.catalog import count_params, model_cfg
 from bench.models.hyperres import HyperRes
 from bench.reports.efficiency import efficiency_file, efficiency_markdown, store_efficiency
 from bench.tasks.task import get_task
+from bench.training.distributed import named_device
 from bench.training.profiles import Entry, Profile, expand
 
 SIZE = 256  # the NTIRE efficiency tracks' input size
@@ -232,19 +233,10 @@ def measure_entry(entry: Entry, scratch: Path, device: torch.device, repeats: in
     }
 
 
-def _device(device: str) -> torch.device:
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise HyperbenchError(f"--device {device} asked for, but torch sees no CUDA device", "use --device cpu on this machine")
-    try:
-        return torch.device(device)
-    except RuntimeError:
-        raise HyperbenchError(f"unknown device {device!r}", "use cpu, cuda or cuda:N") from None
-
-
 def measure_profile(profile: Profile, results_dir=Path("results"), device: str = "cpu", repeats: int = MIN_REPEATS, threads: int | None = None,
                     tasks=None, models=None, mp_size: int = SIZE, log=print) -> Path:
     """Measure every entry (one per model and task: the primary training seed) and store the rows; returns the CSV's path."""
-    dev = _device(device)
+    dev = named_device(device)
     if repeats < 1:
         raise HyperbenchError(f"--repeats {repeats}", f"give at least {MIN_REPEATS} timed repeats")
     if mp_size < 32 or mp_size % 16:

@@ -30,6 +30,7 @@ from torch.nn import functional as F
 
 from bench.common.errors import HyperbenchError
 from bench.models.hyperres import HyperRes
+from bench.training.distributed import named_device
 
 FORMATS = {"nchw": torch.contiguous_format, "channels_last": torch.channels_last}
 
@@ -178,12 +179,7 @@ def run_perf(device: str = "cpu", threads: int | None = None, repeats: int = 7, 
              batch: int = 4, crop: int = 64, sweep_levels: int = 21, sweep_size: int = 256, workers: int = 2, data: bool = True,
              runs_dir=Path("results/runs"), dataset: str | None = None, data_root=None, log=print) -> dict:
     """Run the measurements, print them, and return the numbers (seconds, GFLOP/s, ratios, crops/s)."""
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise HyperbenchError(f"--device {device} asked for, but torch sees no CUDA device", "use --device cpu on this machine")
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise HyperbenchError(f"unknown device {device!r}", "use cpu, cuda or cuda:N") from None
+    dev = named_device(device)
     if repeats < 1 or min(levels, blocks, width, batch, sweep_levels) < 1 or crop % 2 or sweep_size % 2 or min(crop, sweep_size) < 4:
         raise HyperbenchError("perf sizes must be positive, crops and image sizes even and >= 4", "use the defaults (see hyperbench perf --help)")
     if threads:

@@ -16,6 +16,7 @@ from bench.evaluation import evaluate as ev
 from bench.evaluation.results import environment, write_rows
 from bench.metrics.iqa import check_profile_metrics, profile_specs, pyiqa_version
 from bench.tasks.task import get_task
+from bench.training.distributed import device, emulated_bf16_warning
 from bench.training.loop import check_train_settings
 from bench.training.profiles import Entry, Profile
 from bench.training.runs import RunDir
@@ -80,6 +81,9 @@ def train_all(entries: list[Entry], paths: Paths, data_root=None, log=print, gri
 
         resources = {run.run_id: e.grid for e in entries for run in e.runs if e.grid}  # an entry's own (models.X.grid)
         return train_on_grid(todo, paths.runs, paths.grid_dir(), grid, data_root, log, resources)
+    warning = emulated_bf16_warning([run.config for run in todo], device())
+    if warning:
+        log(f"warning: {warning}")
     seeds = {e.model: {x.seed for x in entries if x.model == e.model} for e in entries}
     # the table name (hyperres-1block), not the architecture, and the seed where an entry trains several
     names = {run.run_id: e.model + (f" seed {e.seed}" if len(seeds[e.model]) > 1 else "") for e in entries for run in e.runs}

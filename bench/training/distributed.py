@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from contextlib import nullcontext
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
@@ -56,13 +57,50 @@ def init_from_env() -> bool:
     return True
 
 
+NATIVE_BF16_FLAGS = {"avx512_bf16", "amx_bf16", "bf16"}  # x86 (AVX512-BF16, AMX) and Arm (FEAT_BF16) in /proc/cpuinfo
+
+
+def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool | None:
+    """Whether the CPU has bf16 instructions, from the first flags/Features line of /proc/cpuinfo; None where
+    it cannot tell (no such file or line). Without them torch emulates bf16 autocast on the CPU."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return None
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            return bool(NATIVE_BF16_FLAGS & set(value.split()))
+    return None
+
+
+def emulated_bf16_warning(configs, where: torch.device, cpuinfo: str | None = None) -> str | None:
+    """A warning when runs under bf16 autocast (gpu.bf16) would train on a CPU that emulates bf16."""
+    count = sum(1 for config in configs if config.get("gpu", {}).get("bf16"))
+    if not count or where.type != "cpu" or cpu_has_native_bf16(cpuinfo) is not False:
+        return None
+    return (f"{count} runs train under bf16 autocast (the profile's gpu.bf16) on a CPU without bf16 instructions "
+            f"(no {', '.join(sorted(NATIVE_BF16_FLAGS))} in /proc/cpuinfo): torch emulates bf16 there, several times slower "
+            "than fp32; `hyperbench perf` prints this machine's bf16 speed-up. The numbers stay those of the profile's recipe")
+
+
+def named_device(name: str, asked_by: str = "--device") -> torch.device:
+    """The device a user named (cpu, cuda, cuda:N), with a clear error for an unknown name or a missing GPU."""
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise HyperbenchError(f"unknown device {name!r} ({asked_by})", "use cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise HyperbenchError(f"device {name} asked for ({asked_by}) but torch sees no CUDA device", "use --device cpu on this machine")
+    return dev
+
+
 def device() -> torch.device:
     """$HYPERBENCH_DEVICE if set, else this rank's GPU if there is one, else the CPU."""
     wanted = os.environ.get("HYPERBENCH_DEVICE")
     if wanted:
-        if wanted.startswith("cuda") and not torch.cuda.is_available():
-            raise HyperbenchError(f"device {wanted} asked for (--device or HYPERBENCH_DEVICE) but torch sees no CUDA device", "use --device cpu on this machine (and unset HYPERBENCH_DEVICE)")
-        return torch.device(wanted)
+        return named_device(wanted, "--device or HYPERBENCH_DEVICE")
     return torch.device("cuda", local_rank()) if torch.cuda.is_available() else torch.device("cpu")
 
 
