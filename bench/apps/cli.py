@@ -163,7 +163,6 @@ def _print_plan(prof, tasks, models, runs_dir, tflops) -> None:
     from bench.training.distributed import device, emulated_bf16_warning
     from bench.training.plan import describe_levels, plan
     from bench.training.profiles import expand
-    from bench.training.runs import RunDir
 
     expanded = expand(prof, tasks, models)
     planned = plan(expanded, runs_dir)
@@ -183,7 +182,8 @@ def _print_plan(prof, tasks, models, runs_dir, tflops) -> None:
     todo = [p for p in planned if not p.done]
     total = sum(p.train_flops for p in todo)
     log(f"{len(todo)} of {len(planned)} runs to train: {total / 1e15:.3g} PFLOP (3 x forward FLOPs per step, counted on this machine)")
-    warning = emulated_bf16_warning([run.config for entry in expanded for run in entry.runs if not RunDir(runs_dir, run).is_done], device())
+    to_train = {p.run_id for p in todo}  # the plan already knows which runs are done: no second look at the run folders
+    warning = emulated_bf16_warning([run.config for entry in expanded for run in entry.runs if run.run_id in to_train], device())
     if warning:
         log(f"warning: {warning}")
     if tflops:
