@@ -102,6 +102,21 @@ def test_tables_show_the_mean_and_sd_over_seeds_and_keep_each_seed_in_the_csv(tw
     assert (out / "fig_seed_spread_sr.png").exists() and (out / "fig_psnr_vs_level_sr.png").exists()
 
 
+def test_table4_gives_the_mean_and_sd_over_seeds_of_each_seeds_level_mean(two_seeds):
+    profile, paths = two_seeds
+    out = paths.tables_dir(profile.name)
+    rows = pd.read_csv(paths.results_file(profile.name))
+    level_means = rows[(rows.model == "hyperres") & (rows.metric == "psnr")].groupby("seed").value.mean()  # one per seed
+    table = pd.read_csv(out / "table4_cresmd.csv", dtype={"seed": str})
+    hyper = table[table.model == "hyperres"].set_index("seed")
+    assert sorted(hyper.index) == ["0", "1", "mean"] and hyper.n_seeds["mean"] == 2
+    assert hyper.ours["0"] == pytest.approx(level_means[0], abs=1e-4) and hyper.ours["1"] == pytest.approx(level_means[1], abs=1e-4)
+    assert hyper.ours["mean"] == pytest.approx(level_means.mean(), abs=1e-4)
+    assert hyper.ours_sd["mean"] == pytest.approx(level_means.std(), abs=1e-4)
+    md = (out / "table4_cresmd.md").read_text()
+    assert f"{level_means.mean():.2f} ± {level_means.std():.2f}" in md and "seeds: hyperres 2" in md
+
+
 def test_with_one_seed_a_table_says_the_training_variance_is_unmeasured(tmp_path):
     from bench.reports.seeds import seed_note
 

@@ -112,8 +112,16 @@ def _band(ax, results: pd.DataFrame, profile: Profile, task: str, model: str, co
         ax.fill_between(sub.level, sub.value_min, sub.value_max, color=colour, alpha=0.15, lw=0)
 
 
-def table4(profile: Profile, results: pd.DataFrame, entries: list[Entry]) -> pd.DataFrame:
-    """Mean PSNR over each task's evaluation levels for HyperRes and CResMD (paper's Table 4 is not legible: NA)."""
+def _level_means(per_seed: pd.DataFrame, profile: Profile, task: str, model: str) -> pd.Series:
+    """An entry's PSNR averaged over the task's evaluation levels, once per training seed (index: seed)."""
+    sub = per_seed[(per_seed.profile == profile.name) & (per_seed.task == task) & (per_seed.metric == "psnr") & (per_seed.model == model)]
+    return sub.groupby("seed").value.mean()
+
+
+def table4(profile: Profile, results: pd.DataFrame, entries: list[Entry], per_seed: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Mean PSNR over each task's evaluation levels for HyperRes and CResMD (paper's Table 4 is not legible: NA).
+    One row per entry with seed "mean" (`ours_sd`: the standard deviation across training seeds of each seed's mean
+    over the levels, NaN for one seed), then, for an entry with several seeds, one row per seed."""
     rows = []
     for task_name in dict.fromkeys(e.task for e in entries):
         table = _psnr(results, profile, task_name)
@@ -124,34 +132,49 @@ def table4(profile: Profile, results: pd.DataFrame, entries: list[Entry]) -> pd.
             hit = pub[(pub.table == "Table 4") & (pub.task == task_name) & (pub.model == model) & (pub.metric == "psnr")]
             p = float(hit.value.iloc[0]) if len(hit) and hit.value.iloc[0] != "NA" else math.nan
             ours = float(table[model].mean())
-            rows.append({"task": task_name, "dataset": profile.task_cfg(task_name)["eval_dataset"], "model": model,
-                         "levels": len(table), "ours": ours, "published": p, "delta": ours - p})
+            by_seed = _level_means(per_seed, profile, task_name, model) if per_seed is not None else pd.Series(dtype=float)
+            row = {"task": task_name, "dataset": profile.task_cfg(task_name)["eval_dataset"], "model": model, "levels": len(table),
+                   "seed": "mean", "ours": ours, "ours_sd": float(by_seed.std()) if len(by_seed) > 1 else math.nan,
+                   "n_seeds": max(len(by_seed), 1), "published": p, "delta": ours - p}
+            rows.append(row)
+            if len(by_seed) > 1:
+                rows += [{**row, "seed": str(int(seed)), "ours": float(v), "ours_sd": math.nan, "n_seeds": 1, "delta": float(v) - p}
+                         for seed, v in by_seed.items()]
     return pd.DataFrame(rows)
 
 
-def write_adaptive_reports(profile: Profile, results: pd.DataFrame, entries: list[Entry], out_dir: Path) -> tuple[list[Path], list[str]]:
-    """Figs 2-4 and Table 4; returns the files and markdown lines for the index page."""
+def write_adaptive_reports(profile: Profile, results: pd.DataFrame, entries: list[Entry], out_dir: Path,
+                           per_seed: pd.DataFrame | None = None) -> tuple[list[Path], list[str]]:
+    """Figs 2-4 and Table 4 (`results`: the means over seeds; `per_seed`: one row per training seed, for Table 4's
+    spread); returns the files and markdown lines for the index page."""
     written, md = [], []
     for task_name in dict.fromkeys(e.task for e in entries):
         figs = adaptive_figure(profile, task_name, results, [e for e in entries if e.task == task_name], out_dir)
         written += figs
         if figs:
             md += [f"![{FIGURES[task_name]}]({figs[0].name})", ""]
-    t4 = table4(profile, results, entries)
+    t4 = table4(profile, results, entries, per_seed)
     if len(t4):
-        body = [[r.task, r.dataset, r.model, r.levels, f"{r.ours:.2f}", "—" if math.isnan(r.published) else f"{r.published:.2f}",
-                 "—" if math.isnan(r.delta) else f"{r.delta:+.2f}"] for r in t4.itertuples()]
+        means = t4[t4.seed == "mean"]
+        body = [[r.task, r.dataset, r.model, r.levels, f"{r.ours:.2f}" + ("" if math.isnan(r.ours_sd) else f" ± {r.ours_sd:.2f}"),
+                 "—" if math.isnan(r.published) else f"{r.published:.2f}",
+                 "—" if math.isnan(r.delta) else f"{r.delta:+.2f}"] for r in means.itertuples()]
+        several = bool((means.n_seeds > 1).any())
+        seeds_line = ("- ours: the mean over training seeds ± the standard deviation across them of each seed's mean over the levels "
+                      f"(seeds: {', '.join(f'{m} {n}' for m, n in means.groupby('model', sort=False).n_seeds.max().items())}); the CSV adds one row per seed."
+                      if several else "- Training variance unmeasured: one training run per entry.")
         header = ["task", "dataset", "model", "levels", "ours mean PSNR", "paper", "ours − paper"]
         text = "\n".join([
             "## Table 4 — mean PSNR over the evaluation levels, HyperRes vs CResMD", "",
             markdown_table(body, header), "",
             "- The paper's Table 4 numbers are not legible in any source found ('—'); only its text survives "
             "(CResMD has 32 residual blocks, 16 more than HyperRes, and HyperRes is reported more accurate overall).",
+            seeds_line,
             f"- {CONTROL_NOTE}.", "",
         ])
         atomic_write_text(out_dir / "table4_cresmd.md", text)
         buf = io.StringIO()
-        t4.to_csv(buf, index=False, float_format="%.4f")
+        (t4 if several else t4.drop(columns=["seed", "ours_sd", "n_seeds"])).to_csv(buf, index=False, float_format="%.4f")
         atomic_write_text(out_dir / "table4_cresmd.csv", buf.getvalue())
         atomic_write_text(out_dir / "table4_cresmd.tex", _table4_latex(header, body))
         written += [out_dir / f"table4_cresmd.{ext}" for ext in ("md", "csv", "tex")]

@@ -366,7 +366,7 @@ def write_reports(profile: Profile, paths, entries: list[Entry], absent: list[En
     unshown = [e for e in absent if e.task not in {t.task for t in entries}]
     if unshown:  # a task whose every entry is absent has no table
         index += ["## Absent official weights", ""] + [f"- {n}" for n in official_notes([], unshown)] + [""]
-    adaptive_files, adaptive_md = write_adaptive_reports(profile, results, [e for e in entries if e.primary], out)
+    adaptive_files, adaptive_md = write_adaptive_reports(profile, results, [e for e in entries if e.primary], out, per_seed)
     written += adaptive_files
     index += adaptive_md
     params = param_table(profile)
