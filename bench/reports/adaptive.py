@@ -40,9 +40,12 @@ def _budget(entry: Entry) -> str:
     return f"{steps} steps{' each' if len(planned) > 1 else ''}, {sum(p.train_flops for p in planned) / 1e15:.3g} PFLOP"
 
 
+def _psnr_rows(results: pd.DataFrame, profile: Profile, task: str) -> pd.DataFrame:
+    return results[(results.profile == profile.name) & (results.task == task) & (results.metric == "psnr")]
+
+
 def _psnr(results: pd.DataFrame, profile: Profile, task: str) -> pd.DataFrame:
-    sub = results[(results.profile == profile.name) & (results.task == task) & (results.metric == "psnr")]
-    return sub.pivot_table(index="level", columns="model", values="value")
+    return _psnr_rows(results, profile, task).pivot_table(index="level", columns="model", values="value")
 
 
 def below_own_levels(results: pd.DataFrame, profile: Profile, entries: list[Entry], task: str) -> dict[str, list[float]]:
@@ -114,11 +117,11 @@ def _band(ax, results: pd.DataFrame, profile: Profile, task: str, model: str, co
 
 def _level_means(per_seed: pd.DataFrame, profile: Profile, task: str, model: str) -> pd.Series:
     """An entry's PSNR averaged over the task's evaluation levels, once per training seed (index: seed)."""
-    sub = per_seed[(per_seed.profile == profile.name) & (per_seed.task == task) & (per_seed.metric == "psnr") & (per_seed.model == model)]
-    return sub.groupby("seed").value.mean()
+    sub = _psnr_rows(per_seed, profile, task)
+    return sub[sub.model == model].groupby("seed").value.mean()
 
 
-def table4(profile: Profile, results: pd.DataFrame, entries: list[Entry], per_seed: pd.DataFrame | None = None) -> pd.DataFrame:
+def table4(profile: Profile, results: pd.DataFrame, entries: list[Entry], per_seed: pd.DataFrame) -> pd.DataFrame:
     """Mean PSNR over each task's evaluation levels for HyperRes and CResMD (paper's Table 4 is not legible: NA).
     One row per entry with seed "mean" (`ours_sd`: the standard deviation across training seeds of each seed's mean
     over the levels, NaN for one seed), then, for an entry with several seeds, one row per seed."""
@@ -132,10 +135,10 @@ def table4(profile: Profile, results: pd.DataFrame, entries: list[Entry], per_se
             hit = pub[(pub.table == "Table 4") & (pub.task == task_name) & (pub.model == model) & (pub.metric == "psnr")]
             p = float(hit.value.iloc[0]) if len(hit) and hit.value.iloc[0] != "NA" else math.nan
             ours = float(table[model].mean())
-            by_seed = _level_means(per_seed, profile, task_name, model) if per_seed is not None else pd.Series(dtype=float)
+            by_seed = _level_means(per_seed, profile, task_name, model)
             row = {"task": task_name, "dataset": profile.task_cfg(task_name)["eval_dataset"], "model": model, "levels": len(table),
                    "seed": "mean", "ours": ours, "ours_sd": float(by_seed.std()) if len(by_seed) > 1 else math.nan,
-                   "n_seeds": max(len(by_seed), 1), "published": p, "delta": ours - p}
+                   "n_seeds": len(by_seed), "published": p, "delta": ours - p}
             rows.append(row)
             if len(by_seed) > 1:
                 rows += [{**row, "seed": str(int(seed)), "ours": float(v), "ours_sd": math.nan, "n_seeds": 1, "delta": float(v) - p}
@@ -144,7 +147,7 @@ def table4(profile: Profile, results: pd.DataFrame, entries: list[Entry], per_se
 
 
 def write_adaptive_reports(profile: Profile, results: pd.DataFrame, entries: list[Entry], out_dir: Path,
-                           per_seed: pd.DataFrame | None = None) -> tuple[list[Path], list[str]]:
+                           per_seed: pd.DataFrame) -> tuple[list[Path], list[str]]:
     """Figs 2-4 and Table 4 (`results`: the means over seeds; `per_seed`: one row per training seed, for Table 4's
     spread); returns the files and markdown lines for the index page."""
     written, md = [], []
