@@ -75,3 +75,15 @@ def test_psnr_figure_draws_the_stored_results(tmp_path):
     assert list(lines["Degraded input (ours)"].get_xdata()) == [25, 65] and list(lines["Degraded input (ours)"].get_ydata()) == [20.0, 15.0]
     assert text_overlaps(fig) == []
     pyplot().close("all")
+
+
+def test_a_regenerated_figure_keeps_its_bytes(tmp_path):
+    """No creation date in the PDF: regenerating unchanged results leaves the committed figures untouched."""
+    written = []
+    for name in ("first", "second"):
+        fig, ax = pyplot().subplots()
+        ax.plot([0, 1, 2], [1, 3, 2])
+        written.append(save_figure(fig, tmp_path / name))
+    for a, b in zip(*written):
+        assert a.suffix == b.suffix and a.read_bytes() == b.read_bytes()
+    assert b"/CreationDate" not in written[0][1].read_bytes()  # the same bytes however far apart the two are made

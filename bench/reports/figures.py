@@ -74,7 +74,8 @@ def save_figure(fig, base: Path) -> list[Path]:
     written = []
     for ext in ("png", "pdf"):
         buf = io.BytesIO()
-        fig.savefig(buf, format=ext, dpi=150)
+        # no CreationDate in the PDF: a regenerated figure with the same content keeps the same bytes
+        fig.savefig(buf, format=ext, dpi=150, metadata={"CreationDate": None} if ext == "pdf" else None)
         path = Path(base).with_suffix("." + ext)
         atomic_write_bytes(path, buf.getvalue())
         written.append(path)
